@@ -1,0 +1,375 @@
+"""`open_store`: one handle on the storage of any tier, with its engine and what it can do."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ._config import (
+    MosaicConfig,
+    QueueType,
+    StorageConfig,
+    StorageTier,
+    check_storage_url,
+    remember_secret_in_url,
+    url_scheme,
+)
+from ._errors import ConfigError, SchemaError, TierDetectionError
+from ._extras import require
+from ._redact import redact
+from ._types import VECTOR_FLAG
+
+META_TABLE = "store_meta"
+DEFAULT_EMBEDDING_DIM = 384
+
+Dialect = Literal["sqlite", "postgresql"]
+
+
+@attrs.frozen
+class Capabilities:
+    """What a store can do, found out when it was opened."""
+
+    dialect: Dialect
+    server_version: str
+    vector: bool
+    """Embeddings are pgvector ``vector(dim)`` with an HNSW index (else float32 bytes)."""
+    vector_available: bool
+    """The server could provide pgvector (installed or installable), whether used or not."""
+    queue: QueueType
+    embedding_dim: int
+
+
+class Store:
+    """An open store: the SQLAlchemy engine, the tier and its capabilities.
+
+    Use it as a context manager, or call `close`. Build it with `open_store`.
+    """
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        tier: StorageTier,
+        capabilities: Capabilities,
+        config: MosaicConfig,
+        url: str,
+        closer: Any = None,
+    ) -> None:
+        self.engine = engine
+        self.tier = tier
+        self.capabilities = capabilities
+        self.config = config
+        self._url = url
+        self._closer = closer
+        self._closed = False
+
+    @property
+    def url(self) -> str:
+        """The database URL with credentials masked (safe to print)."""
+        return redact(self._url)
+
+    @property
+    def dialect(self) -> Dialect:
+        """``sqlite`` or ``postgresql``."""
+        return self.capabilities.dialect
+
+    @property
+    def schema(self) -> str | None:
+        """The PostgreSQL schema the tables live in (``None``: the database's default)."""
+        return self.config.storage.schema
+
+    def close(self) -> None:
+        """Dispose of the engine's connections and stop an embedded server this store started."""
+        if self._closed:
+            return
+        self._closed = True
+        self.engine.dispose()
+        if self._closer is not None:
+            self._closer()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<Store tier={self.tier.value} dialect={self.dialect} url={self.url!r} "
+            f"vector={self.capabilities.vector}>"
+        )
+
+
+def open_store(
+    config_or_url: MosaicConfig | str | os.PathLike[str] | None = None,
+) -> Store:
+    """Open the store named by a config, a URL, or (with no argument) `load_config`.
+
+    Accepts ``sqlite:///PATH``, any libpq ``postgresql://`` URI (unix sockets included:
+    ``postgresql://user@/db?host=/run/dir``) and ``embedded://DIR`` (an embedded PostgreSQL
+    with pgvector, started in DIR and stopped on close).
+
+    Given a bare URL, the capabilities come from what the server has and only storage is
+    checked. Given a config, everything its tier needs is checked (the queue included).
+
+    Raises:
+        ConfigError: the URL or config is malformed.
+        TierDetectionError: a service the tier needs is unreachable or lacks something.
+        MissingExtraError: the driver for this URL is not installed.
+    """
+    if config_or_url is None:
+        from ._config import load_config
+
+        config = load_config()
+        tier_given = True
+    elif isinstance(config_or_url, MosaicConfig):
+        config = config_or_url
+        tier_given = True
+    else:
+        url = os.fspath(config_or_url)
+        check_storage_url(url, field="url")
+        remember_secret_in_url(url)
+        config = MosaicConfig(storage=StorageConfig(url=url))
+        tier_given = False
+
+    url = config.storage.url
+    scheme = url_scheme(url)
+    closer = None
+    if scheme == "embedded":
+        from ._embedded import EmbeddedPostgres
+
+        data_dir = Path(url.partition("://")[2]).expanduser().resolve()
+        server = EmbeddedPostgres(data_dir)
+        closer = server.stop
+        db_url = server.url
+    else:
+        db_url = url
+    if scheme == "sqlite":
+        if config.storage.schema is not None:
+            raise ConfigError(
+                "a schema is a PostgreSQL setting; SQLite has none",
+                field="storage.schema",
+                source=str(config.source) if config.source else None,
+                remediation="remove storage.schema, or use a postgresql:// URL",
+            )
+        engine = _sqlite_engine(db_url)
+    else:
+        engine = _postgres_engine(db_url, config.storage)
+    try:
+        capabilities = _probe(engine, config, tier_given=tier_given)
+        tier = config.tier if tier_given else _inferred_tier(scheme, capabilities)
+        setattr(engine.dialect, VECTOR_FLAG, capabilities.vector)
+        if tier_given:
+            _check_tier(tier, config, capabilities)
+    except BaseException:
+        engine.dispose()
+        if closer is not None:
+            closer()
+        raise
+    return Store(
+        engine=engine,
+        tier=tier,
+        capabilities=capabilities,
+        config=config if tier_given else attrs.evolve(config, tier=tier),
+        url=db_url,
+        closer=closer,
+    )
+
+
+def _inferred_tier(scheme: str, capabilities: Capabilities) -> StorageTier:
+    if scheme in ("sqlite", "embedded"):
+        return StorageTier.LOCAL
+    return StorageTier.FEDERATED if capabilities.vector else StorageTier.STANDALONE
+
+
+def _sqlite_engine(url: str) -> Engine:
+    sa_url = sa.make_url(url)
+    database = sa_url.database
+    if database and database != ":memory:":
+        path = Path(database).expanduser()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise TierDetectionError(
+                f"cannot create the directory for {path}: {err.strerror}",
+                service="sqlite",
+                remediation=f"choose a writable location, or create {path.parent}",
+            ) from None
+        sa_url = sa_url.set(database=str(path))
+    engine = sa.create_engine(sa_url.set(drivername="sqlite+pysqlite"))
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA busy_timeout = 10000")
+        if database and database != ":memory:":
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    return engine
+
+
+def _postgres_engine(url: str, storage: StorageConfig) -> Engine:
+    require("psycopg", extra="postgres", purpose="PostgreSQL storage")
+    sa_url = sa.make_url(url).set(drivername="postgresql+psycopg")
+    connect_args: dict[str, Any] = {"connect_timeout": max(1, round(storage.connect_timeout))}
+    if storage.schema:
+        # The schema first, then public: extensions such as pgvector live in public.
+        connect_args["options"] = f"-c search_path={storage.schema},public"
+    return sa.create_engine(
+        sa_url,
+        pool_size=storage.pool_size,
+        max_overflow=storage.pool_size,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
+
+
+def _connect_error(err: Exception, engine: Engine) -> TierDetectionError:
+    """Wrap a driver's connection failure: name the service and say what to do."""
+    service = "sqlite" if engine.dialect.name == "sqlite" else "postgres"
+    detail = redact(getattr(err, "orig", None) or err).strip().splitlines()
+    first = detail[0] if detail else type(err).__name__
+    text = " ".join(detail)
+    if service == "sqlite":
+        remediation = "check that the file is a SQLite database and its directory is writable"
+    elif "password authentication failed" in text or "no password supplied" in text:
+        remediation = "check the user name and password in the storage URL"
+    elif "does not exist" in text and "database" in text:
+        remediation = "create the database (createdb NAME) or fix the database name in the URL"
+    elif "timeout" in text.lower():
+        remediation = "the server did not answer in time: check host, port and firewall"
+    else:
+        remediation = "check that PostgreSQL is running and that host and port in the URL are right"
+    return TierDetectionError(
+        f"cannot connect to {redact(engine.url.render_as_string(hide_password=True))}: {first}",
+        service=service,
+        remediation=remediation,
+    )
+
+
+def _probe(engine: Engine, config: MosaicConfig, *, tier_given: bool) -> Capabilities:
+    try:
+        with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                version = str(conn.exec_driver_sql("select sqlite_version()").scalar())
+                meta = _read_meta(conn)
+                return Capabilities(
+                    dialect="sqlite",
+                    server_version=version,
+                    vector=False,
+                    vector_available=False,
+                    queue=config.queue.type,
+                    embedding_dim=_meta_dim(meta, config),
+                )
+            version = str(conn.exec_driver_sql("show server_version").scalar())
+            installed = conn.exec_driver_sql("select 1 from pg_extension where extname = 'vector'").scalar()
+            available = conn.exec_driver_sql(
+                "select 1 from pg_available_extensions where name = 'vector'"
+            ).scalar()
+            meta = _read_meta(conn)
+    except sa.exc.DBAPIError as err:
+        raise _connect_error(err, engine) from None
+    if "embedding_storage" in meta:
+        vector = meta["embedding_storage"] == "vector"
+    elif tier_given and config.tier is StorageTier.STANDALONE:
+        vector = False
+    else:
+        vector = bool(installed or available)
+    return Capabilities(
+        dialect="postgresql",
+        server_version=version,
+        vector=vector,
+        vector_available=bool(installed or available),
+        queue=config.queue.type,
+        embedding_dim=_meta_dim(meta, config),
+    )
+
+
+def _read_meta(conn: sa.Connection) -> dict[str, str]:
+    if not sa.inspect(conn).has_table(META_TABLE):
+        return {}
+    rows = conn.execute(sa.text(f"select key, value from {META_TABLE}")).all()
+    return {str(key): str(value) for key, value in rows}
+
+
+def _meta_dim(meta: dict[str, str], config: MosaicConfig) -> int:
+    if "embedding_dim" in meta:
+        return int(meta["embedding_dim"])
+    return config.memory.embedder.dim
+
+
+def _check_tier(tier: StorageTier, config: MosaicConfig, capabilities: Capabilities) -> None:
+    """Fail fast at start-up when the configured tier cannot run on what was found."""
+    if tier is not StorageTier.LOCAL and capabilities.dialect == "sqlite":
+        raise TierDetectionError(
+            f"the {tier.value} tier needs PostgreSQL, but storage.url is a SQLite file",
+            service="config",
+            remediation="set storage.url to postgresql://..., or use tier 'local'",
+        )
+    if tier is StorageTier.FEDERATED and not capabilities.vector:
+        remediation = (
+            "run CREATE EXTENSION vector; in the database"
+            if capabilities.vector_available
+            else "install pgvector for this PostgreSQL server (e.g. apt install "
+            "postgresql-NN-pgvector), then CREATE EXTENSION vector"
+        )
+        raise TierDetectionError(
+            "the federated tier needs pgvector, which this database does not use",
+            service="pgvector",
+            remediation=remediation,
+        )
+    if tier is not StorageTier.LOCAL:
+        if config.queue.type is not QueueType.REDIS or not config.queue.url:
+            raise TierDetectionError(
+                f"the {tier.value} tier needs a Redis/Valkey queue",
+                service="config",
+                remediation="set queue.url (or MOSAIC_REDIS_URL) to redis://HOST:6379/0",
+            )
+        _ping_redis(config.queue.url, timeout=config.storage.connect_timeout)
+
+
+def _ping_redis(url: str, *, timeout: float) -> None:
+    redis = require("redis", extra="redis", purpose="the Redis queue")
+    client = redis.Redis.from_url(
+        url.replace("valkey://", "redis://", 1).replace("valkeys://", "rediss://", 1),
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+    )
+    try:
+        client.ping()
+    except Exception as err:
+        raise TierDetectionError(
+            f"cannot reach {redact(url)}: {redact(err)}",
+            service="redis",
+            remediation="check that Redis/Valkey is running and the queue URL is right",
+        ) from None
+    finally:
+        with contextlib.suppress(Exception):
+            client.close()
+
+
+def require_schema_current(store: Store) -> None:
+    """Raise `SchemaError` unless the store's schema is at the head revision."""
+    from ._migrations import current, head
+
+    rev = current(store)
+    if rev != head():
+        raise SchemaError(
+            f"the database schema is at {rev or 'nothing (empty database)'}, this SDK needs {head()}",
+            remediation="run `mosaic db upgrade` (or mosaic_storage.upgrade(store))",
+        )
