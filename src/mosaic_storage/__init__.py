@@ -34,6 +34,7 @@ from ._store import Capabilities, Store, open_store
 
 if TYPE_CHECKING:
     from ._migrations import current, downgrade, head, schema_diff, upgrade
+    from ._quickstart import QuickstartReport, QuickstartStep, quickstart
 
 __version__ = "0.1.0"
 
@@ -50,6 +51,8 @@ __all__ = [
     "MosaicError",
     "QueueConfig",
     "QueueType",
+    "QuickstartReport",
+    "QuickstartStep",
     "SchemaError",
     "StorageConfig",
     "StorageTier",
@@ -63,18 +66,29 @@ __all__ = [
     "load_config",
     "new_id",
     "open_store",
+    "quickstart",
     "redact",
     "schema_diff",
     "upgrade",
 ]
 
-_LAZY = {"current", "downgrade", "head", "schema_diff", "upgrade"}
+# Migrations pull in alembic and the ORM; load them on first use to keep `import mosaic_storage` fast.
+_LAZY = {
+    "current": "_migrations",
+    "downgrade": "_migrations",
+    "head": "_migrations",
+    "schema_diff": "_migrations",
+    "upgrade": "_migrations",
+    "quickstart": "_quickstart",
+    "QuickstartReport": "_quickstart",
+    "QuickstartStep": "_quickstart",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # Migrations pull in alembic; load them on first use to keep `import mosaic_storage` fast.
-    if name in _LAZY:
-        from . import _migrations
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mosaic_storage' has no attribute {name!r}")
+    import importlib
 
-        return getattr(_migrations, name)
-    raise AttributeError(f"module 'mosaic_storage' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -1,0 +1,165 @@
+"""The ``mosaic`` Typer application and its top-level commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+import mosaic_storage as ms
+
+from ._output import EXIT_USAGE, console, fail, handle_errors, print_json
+
+app = typer.Typer(
+    name="mosaic",
+    help="Mosaic Stack: one storage layer for AI-agent apps, from a SQLite file to PostgreSQL + pgvector.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Schema migrations: upgrade, current, downgrade.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Path to mosaic.config.json (default: searched for)."),
+]
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url", help="Storage URL to use instead of the config (sqlite:///, postgresql://, embedded://)."
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"mosaic-stack {ms.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Mosaic Stack for Python."""
+
+
+def _open(config: Path | None, url: str | None) -> ms.Store:
+    if url is not None:
+        return ms.open_store(url)
+    return ms.open_store(ms.load_config(config))
+
+
+@app.command()
+@handle_errors
+def init(
+    tier: Annotated[
+        ms.StorageTier, typer.Option(help="The tier this deployment runs.")
+    ] = ms.StorageTier.LOCAL,
+    url: Annotated[
+        str | None, typer.Option(help="Storage URL (default: a SQLite file in the user data dir).")
+    ] = None,
+    redis_url: Annotated[str | None, typer.Option(help="Redis/Valkey URL for the job queue.")] = None,
+    directory: Annotated[Path, typer.Option("--dir", help="Where to write mosaic.config.json.")] = Path("."),
+    force: Annotated[bool, typer.Option(help="Overwrite an existing config file.")] = False,
+    upgrade: Annotated[bool, typer.Option(help="Migrate the database to the newest schema.")] = True,
+) -> None:
+    """Write a mosaic.config.json for a tier and migrate its database."""
+    target = directory / "mosaic.config.json"
+    if target.exists() and not force:
+        fail(f"{target} already exists", code=EXIT_USAGE, remediation="pass --force to overwrite it")
+    data: dict[str, object] = {"tier": tier.value, "storage": {"url": url or ms.StorageConfig().url}}
+    if redis_url:
+        data["queue"] = {"type": "redis", "url": redis_url}
+    config = ms.config_from_dict(data, source=str(target), base_dir=directory.resolve())
+    directory.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    console.print(f"wrote {target} ({tier.value} tier)")
+    if upgrade:
+        with ms.open_store(config) as store:
+            revision = ms.upgrade(store)
+            console.print(f"migrated {store.url} to revision {revision}")
+
+
+@app.command()
+@handle_errors
+def quickstart(
+    path: Annotated[
+        Path | None,
+        typer.Option(help="SQLite file to use (default: quickstart.db in the user data dir)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a local store, migrate it, write and read back sample rows, and say what happened."""
+    from mosaic_storage._config import default_data_dir
+
+    db_path = path or default_data_dir() / "quickstart.db"
+    with ms.open_store(f"sqlite:///{db_path}") as store:
+        report = ms.quickstart(store)
+    if as_json:
+        print_json(
+            {
+                "url": report.url,
+                "revision": report.revision,
+                "steps": [{"action": s.action, "detail": s.detail} for s in report.steps],
+            }
+        )
+        return
+    for step in report.steps:
+        console.print(f"[bold green]{step.action:>7}[/]  {step.detail}", highlight=False)
+    console.print("\nNext: `mosaic init` writes a config; see the docs' getting-started page.")
+
+
+@db_app.command("upgrade")
+@handle_errors
+def db_upgrade(
+    config: ConfigOption = None,
+    url: UrlOption = None,
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+) -> None:
+    """Migrate the database schema up (to head by default)."""
+    with _open(config, url) as store:
+        before = ms.current(store)
+        after = ms.upgrade(store, revision)
+        console.print(f"{store.url}: {before or 'empty'} -> {after}")
+
+
+@db_app.command("current")
+@handle_errors
+def db_current(config: ConfigOption = None, url: UrlOption = None, as_json: JsonOption = False) -> None:
+    """Print the database's schema revision and the newest one this SDK ships."""
+    with _open(config, url) as store:
+        revision, head = ms.current(store), ms.head()
+        if as_json:
+            print_json({"url": store.url, "current": revision, "head": head, "up_to_date": revision == head})
+            return
+        state = "up to date" if revision == head else "behind: run `mosaic db upgrade`"
+        console.print(f"{store.url}: {revision or 'empty'} (head {head}, {state})")
+
+
+@db_app.command("downgrade")
+@handle_errors
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision; 'base' drops every Mosaic table.")],
+    config: ConfigOption = None,
+    url: UrlOption = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Migrate the database schema down. Downgrading to base deletes all Mosaic data."""
+    with _open(config, url) as store:
+        if not yes and not typer.confirm(f"Downgrade {store.url} to {revision}? Data may be lost."):
+            raise typer.Exit(1)
+        after = ms.downgrade(store, revision)
+        console.print(f"{store.url}: now at {after or 'base (empty)'}")
+
+
+def main() -> None:
+    """Entry point of the ``mosaic`` console script."""
+    app()

@@ -1,0 +1,53 @@
+"""Printing: rich for people, JSON for scripts, errors redacted, exit codes as documented."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from mosaic_storage import ConfigError, MosaicError, redact
+
+# Exit codes, documented in docs/cli.md.
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+console = Console()
+err_console = Console(stderr=True, soft_wrap=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def print_json(data: Any) -> None:
+    """Print one JSON document on stdout, with every string redacted."""
+    sys.stdout.write(redact(json.dumps(data, indent=2, default=str)) + "\n")
+
+
+def fail(message: str, *, code: int = EXIT_FAILURE, remediation: str | None = None) -> NoReturn:
+    """Print an error (redacted) on stderr and exit with ``code``."""
+    err_console.print(f"[bold red]error:[/] {redact(message)}", highlight=False, markup=True)
+    if remediation:
+        err_console.print(f"  -> {redact(remediation)}", highlight=False)
+    raise typer.Exit(code)
+
+
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn library errors into a redacted message and an exit code: 2 for config, 1 otherwise."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as err:
+            fail(err.message, code=EXIT_USAGE, remediation=err.remediation)
+        except MosaicError as err:
+            fail(err.message, remediation=err.remediation)
+
+    return wrapper

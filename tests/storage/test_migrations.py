@@ -1,0 +1,120 @@
+"""Migrations: the same alembic versions build the models' schema on every backend, and undo it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+import mosaic_storage as ms
+from mosaic_storage.schema import Insight, Preference, Project, User, metadata
+
+
+def test_empty_database_has_no_revision(store):
+    assert ms.current(store) is None
+    assert ms.head() == "0001"
+
+
+def test_upgrade_builds_exactly_the_models(migrated_store):
+    assert ms.current(migrated_store) == ms.head()
+    assert ms.schema_diff(migrated_store) == []
+    tables = set(sa.inspect(migrated_store.engine).get_table_names())
+    assert set(metadata.tables) <= tables
+
+
+def test_schema_diff_sees_a_drifted_database(migrated_store):
+    with migrated_store.engine.begin() as conn:
+        conn.execute(sa.text("DROP INDEX ix_insights_user_id_created_at"))
+        conn.execute(sa.text("CREATE TABLE stray_table (id integer primary key)"))
+    diff = ms.schema_diff(migrated_store)
+    kinds = {entry[0] if isinstance(entry, tuple) else entry[0][0] for entry in diff}
+    assert {"add_index", "remove_table"} <= kinds
+
+
+def test_upgrade_is_idempotent(migrated_store):
+    assert ms.upgrade(migrated_store) == ms.head()
+    assert ms.schema_diff(migrated_store) == []
+
+
+def test_downgrade_to_base_removes_every_table_and_upgrade_rebuilds(migrated_store):
+    assert ms.downgrade(migrated_store, "base") is None
+    left = set(sa.inspect(migrated_store.engine).get_table_names()) & set(metadata.tables)
+    assert left == set()
+    ms.upgrade(migrated_store)
+    assert ms.schema_diff(migrated_store) == []
+
+
+def test_embedding_column_is_vector_with_hnsw_only_on_pgvector(migrated_store):
+    if migrated_store.dialect == "sqlite":
+        columns = {c["name"]: c for c in sa.inspect(migrated_store.engine).get_columns("insights")}
+        assert isinstance(columns["embedding"]["type"], sa.LargeBinary)
+        return
+    with migrated_store.engine.connect() as conn:
+        column_type = conn.execute(
+            sa.text(
+                "select format_type(atttypid, atttypmod) from pg_attribute "
+                "where attrelid = 'insights'::regclass and attname = 'embedding'"
+            )
+        ).scalar()
+        index = conn.execute(
+            sa.text("select indexdef from pg_indexes where indexname = 'ix_insights_embedding_hnsw'")
+        ).scalar()
+    if migrated_store.capabilities.vector:
+        assert column_type == "vector(384)"
+        assert index is not None and "hnsw" in index and "vector_cosine_ops" in index
+    else:
+        assert column_type == "bytea"
+        assert index is None
+
+
+def test_embeddings_round_trip_as_float32(migrated_store):
+    vector = np.linspace(-1, 1, 384, dtype=np.float32)
+    with Session(migrated_store.engine) as session, session.begin():
+        session.add(Insight(user_id="u1", text="likes tea", embedding=vector.tolist()))
+    with Session(migrated_store.engine) as session:
+        stored = session.scalars(sa.select(Insight.embedding)).one()
+    assert stored.dtype == np.float32
+    np.testing.assert_array_equal(stored, vector)
+
+
+def test_preferences_are_unique_per_user_and_key(migrated_store):
+    with Session(migrated_store.engine) as session, session.begin():
+        session.add(Preference(user_id="u1", key="theme", value="dark"))
+        session.add(Preference(user_id="u2", key="theme", value="light"))
+    with pytest.raises(sa.exc.IntegrityError), Session(migrated_store.engine) as session, session.begin():
+        session.add(Preference(user_id="u1", key="theme", value={"again": True}))
+
+
+def test_check_constraints_reject_unknown_values(migrated_store):
+    with pytest.raises(sa.exc.IntegrityError), Session(migrated_store.engine) as session, session.begin():
+        session.add(Preference(user_id="u1", key="k", value=1, source="robot"))
+
+
+def test_deleting_a_user_cascades_to_their_projects(migrated_store):
+    with Session(migrated_store.engine) as session, session.begin():
+        user = User(name="Ada")
+        session.add(user)
+        session.flush()
+        session.add(Project(name="p", owner_id=user.id))
+        user_id = user.id
+    with migrated_store.engine.begin() as conn:
+        conn.execute(sa.delete(User).where(User.id == user_id))
+        assert conn.execute(sa.select(sa.func.count()).select_from(Project)).scalar() == 0
+
+
+def test_a_project_belongs_to_a_user_or_a_team_not_both(migrated_store):
+    with pytest.raises(sa.exc.IntegrityError), Session(migrated_store.engine) as session, session.begin():
+        session.add(Project(name="orphan"))
+
+
+def test_store_records_embedding_storage_and_dimension(migrated_store):
+    with migrated_store.engine.connect() as conn:
+        facts = dict(conn.execute(sa.text("select key, value from store_meta")).all())
+    expected = "vector" if migrated_store.capabilities.vector else "bytes"
+    assert facts == {"embedding_storage": expected, "embedding_dim": "384"}
+    reopened_url = migrated_store.engine.url.render_as_string(hide_password=False)
+    if migrated_store.dialect == "postgresql" and not migrated_store.capabilities.vector:
+        # Reopened as a bare URL, the recorded facts win over what the server could offer.
+        with ms.open_store(reopened_url.replace("+psycopg", "")) as again:
+            assert not again.capabilities.vector

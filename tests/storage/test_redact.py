@@ -1,0 +1,96 @@
+"""Redaction: no password, token or secret query parameter survives, in any form."""
+
+from __future__ import annotations
+
+import logging
+import string
+from urllib.parse import quote
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import mosaic_storage as ms
+from mosaic_storage import redact
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "postgresql://mosaic:S3cretPw@db.internal:5432/mosaic",
+        "postgresql+psycopg://mosaic:S3cretPw@db/mosaic?sslmode=require",
+        "postgres://mosaic:S3cretPw@/mosaic?host=/run/postgresql",
+        "redis://:S3cretPw@cache:6379/0",
+        "rediss://default:S3cretPw@cache:6380/0",
+        "valkey://S3cretPw@cache:6379",
+        "redis://cache:6379/0?password=S3cretPw",
+        "postgresql://db/mosaic?user=u&password=S3cretPw&sslmode=require",
+        "host=db user=u password=S3cretPw dbname=mosaic",
+        "host=db password = 'S3cret Pw' dbname=mosaic",
+        'connection string {"password": "S3cretPw"}',
+        "Authorization: Bearer S3cretPw.token-value",
+        "https://api.example.com/v1?api_key=S3cretPw",
+        "token=S3cretPw",
+        f"postgresql://mosaic:{quote('S3cret@Pw/:%', safe='')}@db/mosaic",
+    ],
+)
+def test_known_secret_forms_are_masked(text):
+    out = redact(text)
+    assert "S3cret" not in out
+    assert "***" in out
+
+
+def test_user_names_hosts_and_databases_stay_readable():
+    out = redact("postgresql://mosaic:pw123456@db.internal:5432/brain")
+    assert out == "postgresql://mosaic:***@db.internal:5432/brain"
+
+
+def test_a_secret_seen_once_is_masked_wherever_it_reappears():
+    redact("postgresql://u:Unusual-Passphrase-42@h/d")
+    assert redact("server said: bad password Unusual-Passphrase-42") == "server said: bad password ***"
+
+
+_secret = st.text(
+    string.ascii_letters + string.digits + "!$&'()*+,;=-._~@:/?#[]%", min_size=6, max_size=24
+).map(lambda s: "Zq" + s + "Xk")
+_scheme = st.sampled_from(["postgres", "postgresql", "postgresql+psycopg", "redis", "rediss", "valkey"])
+
+
+def _url_forms(scheme: str, secret: str) -> list[str]:
+    encoded = quote(secret, safe="")
+    return [
+        f"{scheme}://user:{encoded}@host:1234/db",
+        f"{scheme}://:{encoded}@host:1234/0",
+        f"{scheme}://host:1234/db?password={encoded}",
+        f"{scheme}://host/db?sslmode=require&token={encoded}",
+    ]
+
+
+@given(_scheme, _secret)
+def test_no_secret_reaches_errors_reprs_or_logs(scheme, secret):
+    encoded = quote(secret, safe="")
+    for url in [*_url_forms(scheme, secret), f"host=db password='{secret}'"]:
+        err = ms.TierDetectionError(f"cannot reach {url}", service="postgres", remediation=f"check {url}")
+        for rendered in (str(err), repr(err), redact(url)):
+            assert secret not in rendered
+            assert encoded not in rendered
+
+
+@given(_scheme, _secret)
+def test_no_secret_reaches_captured_logs(scheme, secret):
+    records: list[str] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(self.format(record))
+
+    logger = logging.getLogger("mosaic-test-redact")
+    handler = Capture()
+    logger.addHandler(handler)
+    try:
+        for url in _url_forms(scheme, secret):
+            logger.warning("failed: %s", ms.MosaicError(f"open {url}"))
+    finally:
+        logger.removeHandler(handler)
+    assert records
+    assert all(secret not in line and quote(secret, safe="") not in line for line in records)
