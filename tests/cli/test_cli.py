@@ -1,0 +1,79 @@
+"""The ``mosaic`` command: init, quickstart, db; exit codes; no tracebacks, no secrets."""
+
+from __future__ import annotations
+
+import json
+
+import mosaic_storage as ms
+
+
+def test_version(mosaic):
+    out = mosaic("--version")
+    assert out.returncode == 0
+    assert ms.__version__ in out.stdout
+
+
+def test_quickstart_on_a_fresh_machine_writes_and_reads_back(mosaic, tmp_path):
+    out = mosaic("quickstart", "--json", env={"MOSAIC_HOME": str(tmp_path / "home")})
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["revision"] == ms.head()
+    actions = [step["action"] for step in report["steps"]]
+    assert actions[:3] == ["store", "schema", "write"]
+    assert any("Try Mosaic" in step["detail"] for step in report["steps"])
+    assert (tmp_path / "home" / "quickstart.db").exists()
+
+
+def test_init_writes_a_config_and_migrates(mosaic, tmp_path):
+    out = mosaic("init", "--url", "sqlite:///brain.db", "--dir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    config = json.loads((tmp_path / "mosaic.config.json").read_text())
+    assert config["tier"] == "local"
+    current = mosaic("db", "current", "--json", "--config", str(tmp_path / "mosaic.config.json"))
+    assert current.returncode == 0, current.stderr
+    assert json.loads(current.stdout)["up_to_date"] is True
+    again = mosaic("init", "--dir", str(tmp_path))
+    assert again.returncode == 2
+    assert "--force" in again.stderr
+
+
+def test_db_upgrade_current_downgrade(mosaic, tmp_path):
+    url = f"sqlite:///{tmp_path}/x.db"
+    assert json.loads(mosaic("db", "current", "--url", url, "--json").stdout)["current"] is None
+    assert mosaic("db", "upgrade", "--url", url).returncode == 0
+    assert json.loads(mosaic("db", "current", "--url", url, "--json").stdout)["current"] == ms.head()
+    assert mosaic("db", "downgrade", "base", "--url", url, "--yes").returncode == 0
+    assert json.loads(mosaic("db", "current", "--url", url, "--json").stdout)["current"] is None
+
+
+def test_unreachable_database_exits_1_without_password_or_traceback(mosaic, closed_port_url):
+    url = (
+        closed_port_url.replace("://", "://mosaic:TopSecretPw1@", 1)
+        if "@" not in closed_port_url
+        else closed_port_url
+    )
+    out = mosaic("db", "current", "--url", url)
+    assert out.returncode == 1
+    assert "TopSecretPw1" not in out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+    assert "postgres" in out.stderr
+
+
+def test_malformed_url_is_a_usage_error(mosaic):
+    out = mosaic("db", "current", "--url", "mysql://root:Hunter2Pw@db/x")
+    assert out.returncode == 2
+    assert "Hunter2Pw" not in out.stderr
+    assert "allowed" in out.stderr
+
+
+def test_bad_config_file_is_a_usage_error_naming_the_field(mosaic, tmp_path):
+    path = tmp_path / "mosaic.config.json"
+    path.write_text('{"tier": "galactic"}')
+    out = mosaic("db", "current", "--config", str(path))
+    assert out.returncode == 2
+    assert "tier" in out.stderr
+    assert "local, standalone, federated" in out.stderr
+
+
+def test_unknown_option_is_a_usage_error(mosaic):
+    assert mosaic("db", "upgrade", "--no-such-flag").returncode == 2
