@@ -24,6 +24,7 @@ def mosaic(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
         return subprocess.run(
             [sys.executable, "-m", "mosaic_cli", *args],
             capture_output=True,
+            check=False,
             text=True,
             env=full_env,
             cwd=cwd or tmp_path,
