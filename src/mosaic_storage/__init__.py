@@ -30,11 +30,11 @@ from ._errors import (
 )
 from ._ids import new_id
 from ._redact import redact
-from ._store import Capabilities, Store, open_store
 
 if TYPE_CHECKING:
     from ._migrations import current, downgrade, head, schema_diff, upgrade
     from ._quickstart import QuickstartReport, QuickstartStep, quickstart
+    from ._store import Capabilities, Store, open_store
 
 __version__ = "0.1.0"
 
@@ -72,8 +72,11 @@ __all__ = [
     "upgrade",
 ]
 
-# Migrations pull in alembic and the ORM; load them on first use to keep `import mosaic_storage` fast.
+# SQLAlchemy, alembic and the ORM load on first use, so `import mosaic_storage` stays fast.
 _LAZY = {
+    "Capabilities": "_store",
+    "Store": "_store",
+    "open_store": "_store",
     "current": "_migrations",
     "downgrade": "_migrations",
     "head": "_migrations",
