@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -79,13 +80,18 @@ def init(
     if redis_url:
         data["queue"] = {"type": "redis", "url": redis_url}
     config = ms.config_from_dict(data, source=str(target), base_dir=directory.resolve())
-    directory.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    console.print(f"wrote {target} ({tier.value} tier)")
-    if upgrade:
-        with ms.open_store(config) as store:
+    # Check the tier (and migrate) before writing: a failed init leaves no config behind.
+    with ms.open_store(config) as store:
+        if upgrade:
             revision = ms.upgrade(store)
             console.print(f"migrated {store.url} to revision {revision}")
+    directory.mkdir(parents=True, exist_ok=True)
+    # The file may hold passwords: readable by its owner only.
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(json.dumps(data, indent=2) + "\n")
+    target.chmod(0o600)
+    console.print(f"wrote {target} ({tier.value} tier)")
 
 
 @app.command()

@@ -49,5 +49,13 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
             fail(err.message, code=EXIT_USAGE, remediation=err.remediation)
         except MosaicError as err:
             fail(err.message, remediation=err.remediation)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as err:
+            # Never a traceback: a bug or an unexpected driver error still prints one redacted line.
+            fail(
+                f"unexpected {type(err).__name__}: {err}",
+                remediation="please report this at https://github.com/mosaic-stack/mosaic-stack-python/issues",
+            )
 
     return wrapper

@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 
 from ._errors import ConfigError
-from ._redact import redact
+from ._redact import redact, remember_secrets_in_url
 
 CONFIG_FILENAME = "mosaic.config.json"
 APP_NAME = "mosaic"
@@ -79,8 +79,18 @@ def _check_storage_url(_inst: object, _attr: object, url: str) -> None:
     check_storage_url(url)
 
 
+def _check_schema(_inst: object, _attr: object, schema: str | None) -> None:
+    if schema is not None and (not isinstance(schema, str) or not _IDENTIFIER.match(schema)):
+        raise ConfigError(
+            f"{schema!r} is not a plain lower-case SQL identifier (a-z, 0-9, _; at most 63 chars)",
+            field="storage.schema",
+        )
+
+
 def check_storage_url(url: str, *, field: str = "storage.url", source: str | None = None) -> None:
     """Raise `ConfigError` unless ``url`` is a storage URL this SDK can open."""
+    if isinstance(url, str):
+        remember_secrets_in_url(url)
     if not isinstance(url, str) or not url.strip():
         raise ConfigError(
             f"expected a non-empty URL string, got {redact(repr(url))}",
@@ -104,6 +114,8 @@ def check_storage_url(url: str, *, field: str = "storage.url", source: str | Non
             source=source,
             remediation="use sqlite:///PATH, postgresql://USER@HOST/DB or embedded://DIR",
         )
+    if scheme in ("postgresql", "postgres", "postgresql+psycopg", "sqlite"):
+        _check_parsable(url, scheme, field=field, source=source)
     if scheme == "embedded" and not url.partition("://")[2]:
         raise ConfigError(
             "embedded:// needs a directory, e.g. embedded://./pgdata",
@@ -113,8 +125,33 @@ def check_storage_url(url: str, *, field: str = "storage.url", source: str | Non
         )
 
 
+def _check_parsable(url: str, scheme: str, *, field: str, source: str | None) -> None:
+    import sqlalchemy as sa
+
+    example = "sqlite:///PATH" if scheme == "sqlite" else "postgresql://USER:PASSWORD@HOST:5432/DB"
+    if scheme == "sqlite" and not url.startswith("sqlite://"):
+        raise ConfigError(
+            f"{redact(url)!r} is not a SQLite URL SQLAlchemy can open",
+            field=field,
+            source=source,
+            remediation=f"write it as {example} (three slashes, then the path)",
+        )
+    try:
+        parsed = sa.make_url(url)
+        _ = parsed.port
+    except (sa.exc.ArgumentError, ValueError) as err:
+        raise ConfigError(
+            f"{redact(url)!r} is not a valid URL: {redact(err)}",
+            field=field,
+            source=source,
+            remediation=f"write it as {example}; percent-encode special characters in the password",
+        ) from None
+
+
 def check_redis_url(url: str, *, field: str = "queue.url", source: str | None = None) -> None:
-    """Raise `ConfigError` unless ``url`` is a Redis/Valkey URL."""
+    """Raise `ConfigError` unless ``url`` is a Redis/Valkey URL redis-py can parse."""
+    if isinstance(url, str):
+        remember_secrets_in_url(url)
     scheme = url_scheme(url) if isinstance(url, str) else ""
     if scheme not in REDIS_SCHEMES:
         raise ConfigError(
@@ -122,6 +159,14 @@ def check_redis_url(url: str, *, field: str = "queue.url", source: str | None = 
             field=field,
             source=source,
             remediation="use redis://HOST:6379/0 (or rediss://, valkey://)",
+        )
+    userinfo = url.partition("://")[2].rpartition("@")[0]
+    if re.search(r"[\s/?#@]", userinfo):
+        raise ConfigError(
+            "the user name or password in the queue URL holds an unencoded / ? # @ or space",
+            field=field,
+            source=source,
+            remediation="percent-encode it, e.g. urllib.parse.quote(password, safe='')",
         )
 
 
@@ -140,7 +185,7 @@ class StorageConfig:
 
     url: str = attrs.field(factory=default_storage_url, validator=_check_storage_url, repr=_redacted_repr)
     pool_size: int = attrs.field(default=5, validator=_positive)
-    schema: str | None = None
+    schema: str | None = attrs.field(default=None, validator=_check_schema)
     connect_timeout: float = 5.0
 
 
@@ -159,7 +204,7 @@ class EmbedderConfig:
     type: str = "hashing"
     dim: int = attrs.field(default=384, validator=_positive)
     model: str | None = None
-    base_url: str | None = None
+    base_url: str | None = attrs.field(default=None, repr=_redacted_repr)
 
 
 @attrs.frozen
@@ -216,6 +261,9 @@ class MosaicConfig:
         data["storage"]["url"] = redact(data["storage"]["url"])
         if "url" in data["queue"]:
             data["queue"]["url"] = redact(data["queue"]["url"])
+        embedder = data["memory"]["embedder"]
+        if "base_url" in embedder:
+            embedder["base_url"] = redact(embedder["base_url"])
         return data
 
 
@@ -271,7 +319,7 @@ class _Reader:
         if (
             isinstance(value, bool)
             or not isinstance(value, int | float)
-            or math.isnan(value)
+            or (isinstance(value, float) and math.isnan(value))
             or not low <= value <= high
         ):
             raise self.error(key, f"expected a number from {low} to {high}, got {value!r}")
@@ -317,8 +365,11 @@ def _resolve_relative(url: str, base: Path | None) -> str:
     scheme = url_scheme(url)
     if scheme == "sqlite" and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         rest = url[len("sqlite:///") :]
-        if rest and rest != ":memory:" and not Path(rest).is_absolute():
-            return f"sqlite:///{(base / rest).resolve()}"
+        path = Path(rest).expanduser()
+        if rest and rest != ":memory:" and not path.is_absolute():
+            return f"sqlite:///{(base / path).resolve()}"
+        if rest.startswith("~"):
+            return f"sqlite:///{path}"
     if scheme == "embedded":
         rest = url.partition("://")[2]
         if not Path(rest).expanduser().is_absolute():
@@ -339,7 +390,7 @@ def config_from_dict(
     url = storage.text("url")
     if url is not None:
         check_storage_url(url, field="storage.url", source=source)
-        remember_secret_in_url(url)
+        remember_secrets_in_url(url)
         url = _resolve_relative(url, base_dir)
     schema = storage.text("schema")
     if schema is not None and not _IDENTIFIER.match(schema):
@@ -359,7 +410,7 @@ def config_from_dict(
     queue_url = queue.text("url")
     if queue_url is not None:
         check_redis_url(queue_url, source=source)
-        remember_secret_in_url(queue_url)
+        remember_secrets_in_url(queue_url)
     default_type = QueueType.REDIS.value if queue_url else QueueType.DATABASE.value
     queue_type = QueueType(queue.choice("type", tuple(t.value for t in QueueType), default_type))
     if queue_type is QueueType.REDIS and queue_url is None:
@@ -377,7 +428,7 @@ def config_from_dict(
         type=embedder.choice("type", EMBEDDER_TYPES, "hashing"),
         dim=embedder.integer("dim", 384, high=16000),
         model=embedder.text("model"),
-        base_url=embedder.text("base_url"),
+        base_url=_remembered(embedder.text("base_url")),
     )
     return MosaicConfig(
         tier=tier,
@@ -387,9 +438,10 @@ def config_from_dict(
     )
 
 
-def remember_secret_in_url(url: str) -> None:
-    """Register the password in ``url`` so later driver messages echoing it are masked too."""
-    redact(url)
+def _remembered(url: str | None) -> str | None:
+    if url is not None:
+        remember_secrets_in_url(url)
+    return url
 
 
 # Environment variables, named as the TypeScript Mosaic named them, mapped onto config fields.
@@ -496,11 +548,15 @@ def load_config(
                 source=source,
             )
         data = loaded
+    base_dir = file.parent.resolve() if file is not None else None
+    storage = data.get("storage")
+    if base_dir is not None and isinstance(storage, dict) and isinstance(storage.get("url"), str):
+        # Relative paths in the file are relative to the file; in the environment, to the cwd.
+        storage["url"] = _resolve_relative(storage["url"], base_dir)
     applied = _apply_env(data, environ)
     if applied and source is None:
         source = "environment (" + ", ".join(applied) + ")"
     elif applied:
         source = f"{source} + environment ({', '.join(applied)})"
-    base_dir = file.parent.resolve() if file is not None else None
-    config = config_from_dict(data, source=source, base_dir=base_dir)
+    config = config_from_dict(data, source=source)
     return attrs.evolve(config, source=file)

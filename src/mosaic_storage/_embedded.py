@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -10,27 +12,42 @@ from ._extras import require
 
 DATABASE = "mosaic"
 
+# pgserver hands out one server object per directory within a process; count our handles so
+# closing one store does not stop the server under another store still open on it.
+_handles: dict[Path, int] = {}
+_handles_lock = threading.Lock()
+
 
 class EmbeddedPostgres:
-    """A running embedded server in ``data_dir``; `stop` releases this process's handle."""
+    """A running embedded server in ``data_dir``; `stop` releases this handle."""
 
     def __init__(self, data_dir: Path) -> None:
-        pgserver = require("pgserver", extra="embedded", purpose="embedded:// storage")
+        with warnings.catch_warnings():
+            # platformdirs warns about an unset XDG_RUNTIME_DIR while pgserver imports.
+            warnings.simplefilter("ignore")
+            pgserver = require("pgserver", extra="embedded", purpose="embedded:// storage")
         require("psycopg", extra="embedded", purpose="embedded:// storage")
         self.data_dir = data_dir
-        data_dir.mkdir(parents=True, exist_ok=True)
+        self._stopped = False
         try:
-            self._server: Any = pgserver.get_server(data_dir, cleanup_mode="stop")
+            data_dir.mkdir(parents=True, exist_ok=True)
+            with _handles_lock:
+                self._server: Any = pgserver.get_server(data_dir, cleanup_mode="stop")
+                _handles[data_dir] = _handles.get(data_dir, 0) + 1
         except Exception as err:
             raise TierDetectionError(
                 f"could not start embedded PostgreSQL in {data_dir}: {err}",
                 service="postgres",
                 remediation=(
-                    f"check that {data_dir} is writable and not used by another PostgreSQL version; "
-                    "its log is postgres.log in that directory"
+                    f"check that {data_dir} is writable and not used by another PostgreSQL "
+                    "version; its log is the file `log` in that directory"
                 ),
             ) from None
-        self._ensure_database()
+        try:
+            self._ensure_database()
+        except BaseException:
+            self.stop()
+            raise
 
     def _ensure_database(self) -> None:
         import psycopg
@@ -46,5 +63,14 @@ class EmbeddedPostgres:
         return str(self._server.get_uri(DATABASE))
 
     def stop(self) -> None:
-        """Release this process's handle; the server stops when the last handle goes."""
-        self._server.cleanup()
+        """Release this handle; the server stops when the last handle in any process goes."""
+        if self._stopped:
+            return
+        self._stopped = True
+        with _handles_lock:
+            left = _handles.get(self.data_dir, 1) - 1
+            if left > 0:
+                _handles[self.data_dir] = left
+                return
+            _handles.pop(self.data_dir, None)
+            self._server.cleanup()

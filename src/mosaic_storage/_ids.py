@@ -8,7 +8,10 @@ import uuid
 
 
 def new_id() -> str:
-    """A new UUIDv7 string: 48-bit Unix milliseconds then 74 random bits, so ids sort by creation."""
+    """A new UUIDv7 string: 48-bit Unix milliseconds then 74 random bits.
+
+    Ids sort by creation time to the millisecond; within one millisecond their order is random.
+    """
     millis = time.time_ns() // 1_000_000
     rand = int.from_bytes(os.urandom(10), "big")
     value = (millis & ((1 << 48) - 1)) << 80

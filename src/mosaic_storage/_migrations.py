@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from ._errors import SchemaError
+from ._redact import redact
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -15,6 +18,9 @@ if TYPE_CHECKING:
 
 VERSION_TABLE = "mosaic_alembic_version"
 HNSW_INDEX = "ix_insights_embedding_hnsw"
+# pgvector's HNSW indexes `vector` up to 2,000 dimensions and `halfvec` up to 4,000.
+HNSW_MAX_VECTOR_DIM = 2000
+HNSW_MAX_HALFVEC_DIM = 4000
 _OPTION_KEYS = ("mosaic_vector", "mosaic_embedding_dim")
 
 
@@ -56,33 +62,102 @@ def current(store: Store) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     with store.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        context = MigrationContext.configure(
+            conn, opts={"version_table": VERSION_TABLE, "version_table_schema": store.schema}
+        )
         return context.get_current_revision()
+
+
+@contextlib.contextmanager
+def _migration_connection(store: Store) -> Iterator[sa.Connection]:
+    """A connection in one transaction for a migration run.
+
+    On SQLite, foreign keys are off while a migration runs: batch mode rebuilds tables by
+    copy-and-drop, and with them on, dropping a parent table would cascade-delete its
+    children's rows. The result is checked with ``PRAGMA foreign_key_check`` before commit.
+    """
+    with store.engine.connect() as conn:
+        sqlite = store.dialect == "sqlite"
+        if sqlite:
+            conn.exec_driver_sql("PRAGMA foreign_keys = OFF")
+            conn.commit()  # ends SQLAlchemy's autobegun transaction; the pragma stays set
+        try:
+            with conn.begin():
+                yield conn
+                if sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise SchemaError(
+                            f"the migration left rows with dangling foreign keys: {broken[:5]}",
+                            remediation="nothing was changed; please report this as a bug",
+                        )
+        finally:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys = ON")
+                conn.commit()
+
+
+def _run(store: Store, action: str, revision: str) -> None:
+    from alembic import command
+    from alembic.util import CommandError
+
+    try:
+        with _migration_connection(store) as conn:
+            if action == "upgrade" and store.dialect == "postgresql":
+                if store.schema:
+                    conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{store.schema}"')
+                if store.capabilities.vector:
+                    _create_vector_extension(conn)
+            getattr(command, action)(_alembic_config(store, conn), revision)
+    except CommandError as err:
+        raise SchemaError(
+            f"cannot {action} to {revision!r}: {err}",
+            remediation=f"use a revision from `mosaic db current` (head is {head()}) or 'base'",
+        ) from None
+    except sa.exc.DBAPIError as err:
+        raise SchemaError(
+            f"{action} to {revision!r} failed; nothing was changed: {redact(err.orig).strip()}",
+            remediation="check the database user's privileges, then run it again",
+        ) from None
 
 
 def upgrade(store: Store, revision: str = "head") -> str | None:
     """Migrate the store's schema up to ``revision`` (default: head); returns the new revision.
 
-    On PostgreSQL with pgvector available this also runs ``CREATE EXTENSION vector``.
-    """
-    from alembic import command
+    Runs in one transaction: on any error nothing is changed. On PostgreSQL with pgvector this
+    also runs ``CREATE EXTENSION vector`` (in ``public``) when it is not installed yet.
 
-    with store.engine.begin() as conn:
-        if store.dialect == "postgresql":
-            if store.schema:
-                conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{store.schema}"')
-            if store.capabilities.vector:
-                conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS vector")
-        command.upgrade(_alembic_config(store, conn), revision)
+    Raises:
+        SchemaError: an unknown revision, or the database refused a change.
+    """
+    _run(store, "upgrade", revision)
     return current(store)
 
 
-def downgrade(store: Store, revision: str) -> str | None:
-    """Migrate the store's schema down to ``revision`` (``base`` drops every Mosaic table)."""
-    from alembic import command
+def _create_vector_extension(conn: sa.Connection) -> None:
+    if conn.exec_driver_sql("select 1 from pg_extension where extname = 'vector'").scalar():
+        return
+    try:
+        with conn.begin_nested():
+            # In public, so that stores in several named schemas share one extension.
+            conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS vector SCHEMA public")
+    except sa.exc.DBAPIError as err:
+        raise SchemaError(
+            f"cannot create the pgvector extension: {str(err.orig).strip().splitlines()[0]}",
+            remediation=(
+                "ask a superuser to run CREATE EXTENSION vector; in this database, or open it "
+                "with a config naming the standalone tier to keep embeddings without pgvector"
+            ),
+        ) from None
 
-    with store.engine.begin() as conn:
-        command.downgrade(_alembic_config(store, conn), revision)
+
+def downgrade(store: Store, revision: str) -> str | None:
+    """Migrate the store's schema down to ``revision`` (``base`` drops every Mosaic table).
+
+    Raises:
+        SchemaError: an unknown revision, or the database refused a change.
+    """
+    _run(store, "downgrade", revision)
     return current(store)
 
 
@@ -100,6 +175,9 @@ def schema_diff(store: Store) -> list[Any]:
                 "compare_type": compare_type,
                 "include_object": include_object,
                 "version_table": VERSION_TABLE,
+                "version_table_schema": store.schema,
+                "mosaic_vector": store.capabilities.vector,
+                "mosaic_embedding_dim": store.capabilities.embedding_dim,
             },
         )
         return list(compare_metadata(context, metadata))
@@ -119,13 +197,17 @@ def compare_type(
     inspected_type: Any,
     metadata_type: Any,
 ) -> bool | None:
-    """Embedding columns are ``vector`` or bytes by backend; everything else: alembic's default."""
+    """Embedding columns must be ``vector(dim)`` on pgvector stores, bytes elsewhere."""
     from ._types import Embedding
 
-    if isinstance(metadata_type, Embedding):
-        vector = type(inspected_type).__name__.lower() in ("vector", "nulltype") or (
-            "vector" in str(inspected_type).lower()
-        )
-        bytes_like = isinstance(inspected_type, sa.LargeBinary)
-        return not (vector or bytes_like)
-    return None
+    if not isinstance(metadata_type, Embedding):
+        return None
+    is_vector = "vector" in type(inspected_type).__name__.lower() or "vector" in str(inspected_type).lower()
+    is_bytes = isinstance(inspected_type, sa.LargeBinary)
+    vector_expected = context.opts.get("mosaic_vector")
+    if vector_expected is None:  # autogenerating a revision: either form is the model's
+        return not (is_vector or is_bytes)
+    if not vector_expected:
+        return not is_bytes
+    dim = getattr(inspected_type, "dim", None)
+    return not (is_vector and dim in (None, context.opts.get("mosaic_embedding_dim")))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from urllib.parse import quote, unquote
+from urllib.parse import parse_qsl, quote, unquote
 
 MASK = "***"
 
@@ -12,66 +12,94 @@ MASK = "***"
 _TOKEN_USERINFO_SCHEMES = frozenset({"redis", "rediss", "valkey", "valkeys", "unix"})
 
 # Names of fields that hold secrets (not secrets themselves).
-_SECRET_KEYS = "|".join(
-    (
-        "password",
-        "passwd",
-        "pwd",
-        "pass",
-        "sslpassword",
-        "sslkey_password",
-        "token",
-        "access_token",
-        "refresh_token",
-        "auth_token",
-        "id_token",
-        "api_key",
-        "apikey",
-        "api-key",
-        "secret",
-        "client_secret",
-        "secret_key",
-        "auth",
-    )
+_SECRET_NAMES = (
+    "password",
+    "passwd",
+    "pwd",
+    "pass",
+    "sslpassword",
+    "sslkey_password",
+    "token",
+    "access_token",
+    "refresh_token",
+    "auth_token",
+    "id_token",
+    "api_key",
+    "apikey",
+    "api-key",
+    "secret",
+    "client_secret",
+    "secret_key",
+    "auth",
 )
+_SECRET_KEYS = "|".join(_SECRET_NAMES)
+# A key that ends in a secret name: password, PGPASSWORD, REDIS_PASSWORD, db_token, ...
+_KEY = rf"[A-Za-z0-9_\-]*?(?:{_SECRET_KEYS})"
 
-_URL_AUTHORITY = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<authority>[^\s/?#'\"<>]*)")
-# ?password=..., &token=... in query strings.
-_QUERY_SECRET = re.compile(rf"(?i)([?&;](?:{_SECRET_KEYS})=)([^&;#\s'\"]*)")
-# libpq key=value strings and similar: password=..., password = '...', "password": "..."
+# The scheme is short and anchored so that long inputs stay linear. The authority runs to the
+# next whitespace or quote; its userinfo ends at the last "@", so a password holding unencoded
+# "/", "?", "#" or "@" (which SQLAlchemy accepts) is still masked whole.
+_URL = re.compile(r"(?<![A-Za-z0-9+.\-])(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]{0,30})://(?P<rest>[^\s'\"<>]*)")
+_QUERY_SECRET = re.compile(rf"(?i)([?&;]{_KEY}=)([^&;#\s'\"]*)")
+# libpq key=value strings and env-style assignments: password=..., PGPASSWORD='...'.
 _KV_SECRET = re.compile(
-    rf"(?i)(\b(?:{_SECRET_KEYS})\s*=\s*)('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s,;&)]+)"
+    rf"(?i)(\b{_KEY}\s*=\s*)('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|(?:\\.|[^\s,;&)\\])+)"
 )
-_JSON_SECRET = re.compile(rf"(?i)(\"(?:{_SECRET_KEYS})\"\s*:\s*)(\"(?:[^\"\\]|\\.)*\")")
-_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=\-]+")
+# JSON and Python reprs: "password": "...", 'password': '...'.
+_MAPPING_SECRET = re.compile(
+    rf"(?i)((?P<q>[\"']){_KEY}(?P=q)\s*:\s*)(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')"
+)
+_BEARER = re.compile(r"(?i)\b((?:bearer|token|basic)\s+)[A-Za-z0-9._~+/=\-]{6,}")
 _API_KEY_LIKE = re.compile(r"\b(sk|pk|rk|xox[abp])-[A-Za-z0-9_\-]{8,}")
 
-_known_secrets: set[str] = set()
+_known_secrets: dict[str, re.Pattern[str]] = {}
 _known_lock = threading.Lock()
 # Short strings would mask ordinary words; the structural patterns above still cover them.
 _MIN_REMEMBERED = 4
 
 
 def remember_secret(secret: str | None) -> None:
-    """Register a secret seen in config so it is masked wherever it appears later."""
+    """Register a secret from config or a URL, so it is masked wherever it reappears later.
+
+    Only secrets the SDK itself parsed out of configuration are remembered, never values seen
+    in arbitrary messages; they are masked only where they stand as a whole token.
+    """
     if not secret or len(secret) < _MIN_REMEMBERED:
         return
     forms = {secret, unquote(secret), quote(secret, safe=""), quote(unquote(secret), safe="")}
     with _known_lock:
-        _known_secrets.update(form for form in forms if len(form) >= _MIN_REMEMBERED)
+        for form in forms:
+            if len(form) >= _MIN_REMEMBERED and form not in _known_secrets:
+                _known_secrets[form] = re.compile(rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])")
 
 
-def _mask_authority(match: re.Match[str]) -> str:
-    scheme, authority = match.group("scheme"), match.group("authority")
-    if "@" not in authority:
+def remember_secrets_in_url(url: str) -> None:
+    """Register the password, token-like user info and secret query values of ``url``."""
+    if "://" not in url:
+        return
+    scheme, _, rest = url.partition("://")
+    authority = re.split(r"[\s'\"<>]", rest, maxsplit=1)[0]
+    if "@" in authority:
+        userinfo = authority.rsplit("@", 1)[0]
+        if ":" in userinfo:
+            remember_secret(userinfo.split(":", 1)[1])
+        elif scheme.lower().split("+")[0] in _TOKEN_USERINFO_SCHEMES:
+            remember_secret(userinfo)
+    query = authority.partition("?")[2] or rest.partition("?")[2]
+    for key, value in parse_qsl(query.split("#")[0], keep_blank_values=True):
+        if re.fullmatch(_KEY, key, flags=re.IGNORECASE):
+            remember_secret(value)
+
+
+def _mask_url(match: re.Match[str]) -> str:
+    scheme, rest = match.group("scheme"), match.group("rest")
+    if "@" not in rest:
         return match.group(0)
-    userinfo, host = authority.rsplit("@", 1)
+    userinfo, host = rest.rsplit("@", 1)
     if ":" in userinfo:
-        user, secret = userinfo.split(":", 1)
-        remember_secret(secret)
-        masked = f"{user}:{MASK}" if secret else f"{user}:"
+        user = userinfo.split(":", 1)[0]
+        masked = f"{user}:{MASK}"
     elif scheme.lower().split("+")[0] in _TOKEN_USERINFO_SCHEMES:
-        remember_secret(userinfo)
         masked = MASK
     else:
         masked = userinfo
@@ -79,9 +107,7 @@ def _mask_authority(match: re.Match[str]) -> str:
 
 
 def _mask_value(match: re.Match[str]) -> str:
-    value = match.group(2)
-    stripped = value.strip("'\"")
-    remember_secret(stripped)
+    value = match.group(match.lastindex or 2)
     quote_char = value[0] if value[:1] in ("'", '"') else ""
     return f"{match.group(1)}{quote_char}{MASK}{quote_char}"
 
@@ -90,22 +116,22 @@ def redact(text: object) -> str:
     """Return ``str(text)`` with every password, token or secret query parameter masked.
 
     Covers URL userinfo (``postgresql://u:PW@h``, ``redis://:PW@h``, ``redis://TOKEN@h``),
-    secret query parameters, libpq ``key=value`` strings, JSON ``"password": "..."``,
-    bearer tokens, URL-encoded forms, and any secret seen earlier by this process.
+    secret query parameters, libpq ``key=value`` strings, ``PGPASSWORD=...``, JSON and dict
+    reprs (``"password": "..."``), bearer tokens, URL-encoded forms, and every secret that
+    configuration parsed earlier in this process.
     """
     out = str(text)
-    out = _URL_AUTHORITY.sub(_mask_authority, out)
+    with _known_lock:
+        known = sorted(_known_secrets.items(), key=lambda item: len(item[0]), reverse=True)
+    for secret, pattern in known:
+        if secret in out:
+            out = pattern.sub(MASK, out)
+    out = _URL.sub(_mask_url, out)
     out = _QUERY_SECRET.sub(_mask_value, out)
     out = _KV_SECRET.sub(_mask_value, out)
-    out = _JSON_SECRET.sub(_mask_value, out)
+    out = _MAPPING_SECRET.sub(lambda m: m.group(1) + m.group(3)[0] + MASK + m.group(3)[0], out)
     out = _BEARER.sub(lambda m: m.group(1) + MASK, out)
-    out = _API_KEY_LIKE.sub(lambda m: f"{m.group(1)}-{MASK}", out)
-    with _known_lock:
-        secrets = sorted(_known_secrets, key=len, reverse=True)
-    for secret in secrets:
-        if secret in out:
-            out = out.replace(secret, MASK)
-    return out
+    return _API_KEY_LIKE.sub(lambda m: f"{m.group(1)}-{MASK}", out)
 
 
 def redact_url(url: str) -> str:

@@ -18,12 +18,11 @@ from ._config import (
     StorageConfig,
     StorageTier,
     check_storage_url,
-    remember_secret_in_url,
     url_scheme,
 )
 from ._errors import ConfigError, SchemaError, TierDetectionError
 from ._extras import require
-from ._redact import redact
+from ._redact import redact, remember_secrets_in_url
 from ._types import VECTOR_FLAG
 
 META_TABLE = "store_meta"
@@ -140,7 +139,7 @@ def open_store(
     else:
         url = os.fspath(config_or_url)
         check_storage_url(url, field="url")
-        remember_secret_in_url(url)
+        remember_secrets_in_url(url)
         config = MosaicConfig(storage=StorageConfig(url=url))
         tier_given = False
 
@@ -278,18 +277,28 @@ def _probe(engine: Engine, config: MosaicConfig, *, tier_given: bool) -> Capabil
                 )
             version = str(conn.exec_driver_sql("show server_version").scalar())
             installed = conn.exec_driver_sql("select 1 from pg_extension where extname = 'vector'").scalar()
+            # pgvector is not a trusted extension: only a superuser can create it.
+            can_create = conn.exec_driver_sql(
+                "select rolsuper from pg_roles where rolname = current_user"
+            ).scalar()
             available = conn.exec_driver_sql(
                 "select 1 from pg_available_extensions where name = 'vector'"
             ).scalar()
-            meta = _read_meta(conn)
-    except sa.exc.DBAPIError as err:
+            meta = _read_meta(conn, config.storage.schema)
+    except sa.exc.OperationalError as err:
         raise _connect_error(err, engine) from None
+    except sa.exc.DBAPIError as err:
+        raise TierDetectionError(
+            f"connected, but could not read what the database offers: {redact(err.orig).strip()}",
+            service="sqlite" if engine.dialect.name == "sqlite" else "postgres",
+            remediation="check that the file is a Mosaic store (or empty) and the user may read it",
+        ) from None
     if "embedding_storage" in meta:
         vector = meta["embedding_storage"] == "vector"
     elif tier_given and config.tier is StorageTier.STANDALONE:
         vector = False
     else:
-        vector = bool(installed or available)
+        vector = bool(installed or (available and can_create))
     return Capabilities(
         dialect="postgresql",
         server_version=version,
@@ -300,10 +309,12 @@ def _probe(engine: Engine, config: MosaicConfig, *, tier_given: bool) -> Capabil
     )
 
 
-def _read_meta(conn: sa.Connection) -> dict[str, str]:
-    if not sa.inspect(conn).has_table(META_TABLE):
+def _read_meta(conn: sa.Connection, schema: str | None = None) -> dict[str, str]:
+    # Qualified by the configured schema: never a store of the same name elsewhere on the path.
+    if not sa.inspect(conn).has_table(META_TABLE, schema=schema):
         return {}
-    rows = conn.execute(sa.text(f"select key, value from {META_TABLE}")).all()
+    table = f'"{schema}".{META_TABLE}' if schema else META_TABLE
+    rows = conn.execute(sa.text(f"select key, value from {table}")).all()
     return {str(key): str(value) for key, value in rows}
 
 
@@ -345,12 +356,13 @@ def _check_tier(tier: StorageTier, config: MosaicConfig, capabilities: Capabilit
 
 def _ping_redis(url: str, *, timeout: float) -> None:
     redis = require("redis", extra="redis", purpose="the Redis queue")
-    client = redis.Redis.from_url(
-        url.replace("valkey://", "redis://", 1).replace("valkeys://", "rediss://", 1),
-        socket_connect_timeout=timeout,
-        socket_timeout=timeout,
-    )
+    client = None
     try:
+        client = redis.Redis.from_url(
+            url.replace("valkey://", "redis://", 1).replace("valkeys://", "rediss://", 1),
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+        )
         client.ping()
     except Exception as err:
         raise TierDetectionError(
@@ -359,8 +371,9 @@ def _ping_redis(url: str, *, timeout: float) -> None:
             remediation="check that Redis/Valkey is running and the queue URL is right",
         ) from None
     finally:
-        with contextlib.suppress(Exception):
-            client.close()
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
 
 
 def require_schema_current(store: Store) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import mosaic_storage as ms
+from tests._services import closed_port
 
 
 def test_version(mosaic):
@@ -46,17 +47,40 @@ def test_db_upgrade_current_downgrade(mosaic, tmp_path):
     assert json.loads(mosaic("db", "current", "--url", url, "--json").stdout)["current"] is None
 
 
-def test_unreachable_database_exits_1_without_password_or_traceback(mosaic, closed_port_url):
-    url = (
-        closed_port_url.replace("://", "://mosaic:TopSecretPw1@", 1)
-        if "@" not in closed_port_url
-        else closed_port_url
-    )
-    out = mosaic("db", "current", "--url", url)
+def test_unreachable_database_exits_1_without_password_or_traceback(mosaic):
+    with closed_port() as (host, port):
+        out = mosaic("db", "current", "--url", f"postgresql://mosaic:TopSecretPw1@{host}:{port}/x")
     assert out.returncode == 1
     assert "TopSecretPw1" not in out.stdout + out.stderr
     assert "Traceback" not in out.stderr
     assert "postgres" in out.stderr
+
+
+def test_failed_init_writes_no_config(mosaic, tmp_path):
+    out = mosaic("init", "--tier", "standalone", "--dir", str(tmp_path))
+    assert out.returncode == 1
+    assert "needs PostgreSQL" in out.stderr
+    assert not (tmp_path / "mosaic.config.json").exists()
+
+
+def test_init_config_file_is_private(mosaic, tmp_path):
+    assert mosaic("init", "--url", "sqlite:///b.db", "--dir", str(tmp_path)).returncode == 0
+    assert (tmp_path / "mosaic.config.json").stat().st_mode & 0o077 == 0
+
+
+def test_unknown_revision_is_one_line_not_a_traceback(mosaic, tmp_path):
+    out = mosaic("db", "upgrade", "--url", f"sqlite:///{tmp_path}/x.db", "--revision", "9999")
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    assert "9999" in out.stderr
+
+
+def test_downgrade_asks_before_dropping(mosaic, tmp_path):
+    url = f"sqlite:///{tmp_path}/x.db"
+    assert mosaic("db", "upgrade", "--url", url).returncode == 0
+    out = mosaic("db", "downgrade", "base", "--url", url)  # stdin empty: no confirmation
+    assert out.returncode == 1
+    assert json.loads(mosaic("db", "current", "--url", url, "--json").stdout)["current"] == ms.head()
 
 
 def test_malformed_url_is_a_usage_error(mosaic):

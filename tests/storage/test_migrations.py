@@ -118,3 +118,33 @@ def test_store_records_embedding_storage_and_dimension(migrated_store):
         # Reopened as a bare URL, the recorded facts win over what the server could offer.
         with ms.open_store(reopened_url.replace("+psycopg", "")) as again:
             assert not again.capabilities.vector
+
+
+def test_sqlite_migrations_never_cascade_deletes(sqlite_store):
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    from mosaic_storage._migrations import _migration_connection
+
+    ms.upgrade(sqlite_store)
+    with Session(sqlite_store.engine) as session, session.begin():
+        user = User(name="Ada")
+        session.add(user)
+        session.flush()
+        session.add(Project(name="p", owner_id=user.id))
+    # A batch migration rebuilds a parent table by copy-and-drop, as future revisions will.
+    with _migration_connection(sqlite_store) as conn:
+        ops = Operations(MigrationContext.configure(conn))
+        with ops.batch_alter_table("users", recreate="always") as batch:
+            batch.alter_column("name", existing_type=sa.Text(), nullable=True)
+    with sqlite_store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(Project)).scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_schema_diff_notices_bytes_where_vectors_belong(pgvector_store):
+    ms.upgrade(pgvector_store)
+    with pgvector_store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_insights_embedding_hnsw")
+        conn.exec_driver_sql("ALTER TABLE insights ALTER COLUMN embedding TYPE bytea USING NULL")
+    assert any("modify_type" in str(entry) for entry in ms.schema_diff(pgvector_store))

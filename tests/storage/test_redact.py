@@ -45,8 +45,8 @@ def test_user_names_hosts_and_databases_stay_readable():
     assert out == "postgresql://mosaic:***@db.internal:5432/brain"
 
 
-def test_a_secret_seen_once_is_masked_wherever_it_reappears():
-    redact("postgresql://u:Unusual-Passphrase-42@h/d")
+def test_a_secret_from_config_is_masked_wherever_it_reappears():
+    ms.config_from_dict({"storage": {"url": "postgresql://u:Unusual-Passphrase-42@h/d"}})
     assert redact("server said: bad password Unusual-Passphrase-42") == "server said: bad password ***"
 
 
@@ -94,3 +94,60 @@ def test_no_secret_reaches_captured_logs(scheme, secret):
         logger.removeHandler(handler)
     assert records
     assert all(secret not in line and quote(secret, safe="") not in line for line in records)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://rev:Pa/ss?w#rdLeak@/revdb?host=/tmp/x",
+        "postgresql://rev:Pa@ss@wLeak@db:5432/x",
+        "postgresql://db/x?user=u&password=first%20secondLeak",
+    ],
+)
+def test_passwords_with_unencoded_reserved_characters_are_masked(url):
+    config = ms.config_from_dict({"storage": {"url": url}})
+    for rendered in (redact(url), repr(config), str(config.redacted())):
+        assert "Leak" not in rendered
+
+
+def test_secrets_in_dict_reprs_env_assignments_and_base_urls_are_masked():
+    assert "DictPW123" not in redact("got {'password': 'DictPW123'}")
+    assert "EnvPw1234" not in redact("PGPASSWORD=EnvPw1234 psql")
+    assert "RedisPw12" not in redact("REDIS_PASSWORD='RedisPw12'")
+    config = ms.config_from_dict(
+        {
+            "memory": {
+                "embedder": {"type": "openai", "base_url": "https://u:ProxyKey123@proxy/v1?api_key=QK7777"}
+            }
+        }
+    )
+    text = repr(config) + str(config.redacted())
+    assert "ProxyKey123" not in text
+    assert "QK7777" not in text
+
+
+def test_a_remembered_secret_is_masked_only_as_a_whole_token():
+    ms.config_from_dict({"storage": {"url": "postgresql://app:postgres@db/postgres"}})
+    # The scheme is left whole (no "***ql://"); the user name equal to the password is masked.
+    assert redact("opened postgresql://postgres@host/mosaic") == "opened postgresql://***@host/mosaic"
+
+
+def test_values_seen_in_messages_are_not_remembered():
+    redact("flag token=truthy")
+    assert redact("it is truthy") == "it is truthy"
+
+
+def test_redaction_stays_fast_on_long_input():
+    import time
+
+    text = "a" * 200_000
+    start = time.perf_counter()
+    assert redact(text) == text
+    # Linear, not quadratic: the old pattern took seconds on 16k characters.
+    assert time.perf_counter() - start < 1.0
+
+
+def test_queue_url_with_unencoded_characters_in_the_password_is_refused_redacted():
+    with pytest.raises(ms.ConfigError, match="percent-encode") as info:
+        ms.config_from_dict({"queue": {"url": "redis://:Sec/ret99x@127.0.0.1:6379/0"}})
+    assert "ret99x" not in str(info.value)

@@ -203,3 +203,91 @@ def test_import_loads_no_driver_or_heavy_package():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
     )
     assert out.stdout.strip() == ""
+
+
+def test_unix_socket_url_built_by_hand(tmp_path):
+    with ms.open_store(f"embedded://{tmp_path}/pg") as embedded:
+        socket_dir = embedded.engine.url.query["host"]
+        url = f"postgresql://postgres@/mosaic?host={socket_dir}"
+        with ms.open_store(url) as store, store.engine.connect() as conn:
+            assert conn.exec_driver_sql("select current_database()").scalar() == "mosaic"
+
+
+def test_two_stores_on_one_embedded_directory_close_independently(tmp_path):
+    first = ms.open_store(f"embedded://{tmp_path}/pg")
+    second = ms.open_store(f"embedded://{tmp_path}/pg")
+    first.close()
+    with second.engine.connect() as conn:
+        assert conn.exec_driver_sql("select 1").scalar() == 1
+    second.close()
+    assert not (tmp_path / "pg" / "postmaster.pid").exists()
+
+
+def test_a_role_that_cannot_create_pgvector_gets_a_bytes_store(pgvector_server, pgvector_url):
+    import psycopg
+
+    with psycopg.connect(pgvector_url, autocommit=True) as conn:
+        conn.execute("DO $$ BEGIN CREATE ROLE plain_user LOGIN; EXCEPTION WHEN duplicate_object THEN END $$")
+        conn.execute("GRANT ALL ON SCHEMA public TO plain_user")
+    url = pgvector_url.replace("postgres:@", "plain_user@", 1).replace("postgres@", "plain_user@", 1)
+    if "plain_user@" not in url:
+        pytest.skip("the pgvector server URL has no user name to swap")
+    with ms.open_store(url) as store:
+        assert store.capabilities.vector_available
+        assert not store.capabilities.vector
+        ms.upgrade(store)
+        assert ms.schema_diff(store) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite:relative.db", "sqlite:", "postgresql://u@h:notaport/db"],
+)
+def test_unparsable_urls_are_config_errors(url):
+    with pytest.raises(ms.ConfigError):
+        ms.open_store(url)
+
+
+def test_named_schema_ignores_a_store_in_public(pgvector_url, redis_url):
+    with ms.open_store(pgvector_url) as public:
+        ms.upgrade(public)
+        with public.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO preferences (id, user_id, key, value, source, mutable, created_at,"
+                " updated_at) VALUES ('p1', 'u', 'k', '1', 'user', true, now(), now())"
+            )
+
+    def tenant(schema: str) -> ms.MosaicConfig:
+        return ms.MosaicConfig(
+            tier=ms.StorageTier.FEDERATED,
+            storage=ms.StorageConfig(url=pgvector_url, schema=schema),
+            queue=ms.QueueConfig(type=ms.QueueType.REDIS, url=redis_url),
+        )
+
+    for schema in ("tenant_a", "tenant_b"):
+        with ms.open_store(tenant(schema)) as store:
+            assert ms.current(store) is None
+            ms.upgrade(store)
+            assert ms.schema_diff(store) == []
+    with ms.open_store(tenant("tenant_a")) as store:
+        ms.downgrade(store, "base")
+    with ms.open_store(pgvector_url) as public, public.engine.connect() as conn:
+        assert conn.exec_driver_sql("select count(*) from public.preferences").scalar() == 1
+        assert conn.exec_driver_sql("select count(*) from tenant_b.insights").scalar() == 0
+
+
+def test_wide_embeddings_get_a_half_precision_index(pgvector_url, redis_url):
+    config = ms.MosaicConfig(
+        tier=ms.StorageTier.FEDERATED,
+        storage=ms.StorageConfig(url=pgvector_url),
+        queue=ms.QueueConfig(type=ms.QueueType.REDIS, url=redis_url),
+        memory=ms.MemoryConfig(embedder=ms.EmbedderConfig(dim=3072)),
+    )
+    with ms.open_store(config) as store:
+        ms.upgrade(store)
+        with store.engine.connect() as conn:
+            index = conn.exec_driver_sql(
+                "select indexdef from pg_indexes where indexname = 'ix_insights_embedding_hnsw'"
+            ).scalar()
+        assert "halfvec(3072)" in index
+        assert ms.schema_diff(store) == []

@@ -21,6 +21,7 @@ context.configure(
     compare_type=compare_type,
     include_object=include_object,
     version_table=VERSION_TABLE,
+    version_table_schema=context.config.attributes.get("mosaic_schema"),
     transaction_per_migration=False,
 )
 with context.begin_transaction():

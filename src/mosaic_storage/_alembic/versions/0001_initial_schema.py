@@ -13,7 +13,12 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from mosaic_storage._migrations import HNSW_INDEX, migration_options
+from mosaic_storage._migrations import (
+    HNSW_INDEX,
+    HNSW_MAX_HALFVEC_DIM,
+    HNSW_MAX_VECTOR_DIM,
+    migration_options,
+)
 
 revision = "0001"
 down_revision = None
@@ -46,8 +51,16 @@ def _record_store_facts() -> None:
                 "INSERT INTO store_meta (key, value, updated_at) VALUES (:key, :value, CURRENT_TIMESTAMP)"
             ).bindparams(key=key, value=value)
         )
-    if vector:
+    dim = int(facts["embedding_dim"])
+    if vector and dim <= HNSW_MAX_VECTOR_DIM:
         op.execute(f"CREATE INDEX {HNSW_INDEX} ON insights USING hnsw (embedding vector_cosine_ops)")
+    elif vector and dim <= HNSW_MAX_HALFVEC_DIM:
+        # Past 2,000 dimensions HNSW needs half precision; the table keeps full precision.
+        op.execute(
+            f"CREATE INDEX {HNSW_INDEX} ON insights "
+            f"USING hnsw ((embedding::halfvec({dim})) halfvec_cosine_ops)"
+        )
+    # Larger still: no ANN index; search is exact.
 
 
 def upgrade() -> None:
