@@ -260,3 +260,54 @@ def test_invalid_config_raises_config_error_and_nothing_else(data):
         config_from_dict(data)
     except ms.ConfigError:
         pass
+
+
+_invalid_mutations = st.one_of(
+    st.text(max_size=12)
+    .filter(lambda t: t.lower() not in ("local", "standalone", "federated", "team"))
+    .map(lambda t: ("tier", t)),
+    st.integers().filter(lambda n: not 1 <= n <= 1000).map(lambda n: ("storage", {"pool_size": n})),
+    st.sampled_from(["mysql://h/d", "http://h", "", "host=h password=x", "sqlite:x.db"]).map(
+        lambda url: ("storage", {"url": url})
+    ),
+    st.text(min_size=1, max_size=8)
+    .filter(lambda t: t not in ("database", "redis"))
+    .map(lambda t: ("queue", {"type": t})),
+    st.integers().filter(lambda n: not 1 <= n <= 16000).map(lambda n: ("memory", {"embedder": {"dim": n}})),
+    st.floats(allow_nan=True)
+    .filter(lambda f: not 0.1 <= f <= 600)
+    .map(lambda f: ("storage", {"connect_timeout": f})),
+)
+
+
+@given(_valid_configs, _invalid_mutations)
+def test_every_invalid_value_raises_config_error(base, mutation):
+    key, value = mutation
+    broken = {**base, key: value}
+    if key == "storage" and "url" not in value:
+        broken[key] = {"url": base["storage"]["url"], **value}
+    with pytest.raises(ms.ConfigError):
+        config_from_dict(broken)
+
+
+def test_huge_numbers_are_config_errors_not_overflows():
+    with pytest.raises(ms.ConfigError):
+        config_from_dict({"storage": {"connect_timeout": 10**400}})
+
+
+def test_direct_construction_validates_the_schema_name():
+    with pytest.raises(ms.ConfigError, match="identifier"):
+        ms.StorageConfig(url="postgresql://u@h/d", schema="Brain")
+
+
+def test_relative_url_from_the_environment_is_relative_to_the_cwd(tmp_path, monkeypatch):
+    (tmp_path / "conf").mkdir()
+    path = write_config(tmp_path / "conf", {"tier": "local"})
+    monkeypatch.chdir(tmp_path)
+    config = ms.load_config(path, env={"MOSAIC_DATABASE_URL": "sqlite:///data.db"})
+    assert config.storage.url == "sqlite:///data.db"
+
+
+def test_home_relative_sqlite_path_in_a_file_is_expanded(tmp_path):
+    path = write_config(tmp_path, {"storage": {"url": "sqlite:///~/brain.db"}})
+    assert ms.load_config(path).storage.url == f"sqlite:///{Path('~/brain.db').expanduser()}"
