@@ -39,9 +39,9 @@ _URL_AUTHORITY = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://(?P<authori
 # ?password=..., &token=... in query strings.
 _QUERY_SECRET = re.compile(rf"(?i)([?&;](?:{_SECRET_KEYS})=)([^&;#\s'\"]*)")
 # libpq key=value strings and similar: password=..., password = '...', "password": "..."
-_KV_SECRET = re.compile(
-    rf"(?i)(\b(?:{_SECRET_KEYS})\s*=\s*)('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s,;&)]+)"
-)
+# An unquoted libpq value runs to the next whitespace (``;``, ``,``, ``&`` and ``)`` are part of
+# it), so masking stops only there: masking a few characters too many is harmless.
+_KV_SECRET = re.compile(rf"(?i)(\b(?:{_SECRET_KEYS})\s*=\s*)('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s]+)")
 _JSON_SECRET = re.compile(rf"(?i)(\"(?:{_SECRET_KEYS})\"\s*:\s*)(\"(?:[^\"\\]|\\.)*\")")
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=\-]+")
 _API_KEY_LIKE = re.compile(r"\b(sk|pk|rk|xox[abp])-[A-Za-z0-9_\-]{8,}")
