@@ -28,7 +28,9 @@ logger = logging.getLogger("mosaic_storage.detect")
 
 SERVICES = ("config", "sqlite", "postgres", "pgvector", "redis")
 
-# The report's deadline is the connect timeout plus this: time for the queries after a connect.
+# The report's deadline is the connect timeout plus a tenth of it, at most this much: time for
+# the few queries after a connect. Drivers end their own connects at the timeout; the deadline
+# is for what they do not bound (libpq waits at least 2 s, DNS, a server that stalls mid-query).
 DEADLINE_GRACE_S = 0.5
 # Starting an embedded server (initdb on first use) is local work, not a network wait.
 EMBEDDED_START_S = 60.0
@@ -275,7 +277,7 @@ def run_probes(config: MosaicConfig, *, timeout: float | None, storage_url: str 
     _head()
     started = time.perf_counter()
     url = storage_url or config.storage.url
-    deadline = timeout + DEADLINE_GRACE_S
+    deadline = timeout + min(DEADLINE_GRACE_S, timeout / 10)
     if scheme == "embedded" and storage_url is None:
         deadline += EMBEDDED_START_S
 

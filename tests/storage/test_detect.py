@@ -23,11 +23,18 @@ from tests._services import blackhole_listener, closed_port, silent_listener
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "doctor.md"
 STANDALONE = ms.StorageTier.STANDALONE
 FEDERATED = ms.StorageTier.FEDERATED
+# Tests of what a probe finds (not of how long it takes) allow for a loaded CI machine.
+SLOW_MACHINE_TIMEOUT = 30.0
 
 
 def _config(tier: ms.StorageTier, url: str, queue_url: str | None = None, **storage) -> ms.MosaicConfig:
     queue = ms.QueueConfig(type=ms.QueueType.REDIS, url=queue_url) if queue_url else ms.QueueConfig()
+    storage.setdefault("connect_timeout", SLOW_MACHINE_TIMEOUT)
     return ms.MosaicConfig(tier=tier, storage=ms.StorageConfig(url=url, **storage), queue=queue)
+
+
+def _detect(config: ms.MosaicConfig) -> ms.TierReport:
+    return ms.detect_tier(config, timeout=SLOW_MACHINE_TIMEOUT)
 
 
 def _statuses(report: ms.TierReport) -> dict[str, str]:
@@ -70,7 +77,7 @@ def test_local_tier_on_a_migrated_sqlite_file_is_all_ok(tmp_path):
     config = _config(ms.StorageTier.LOCAL, f"sqlite:///{tmp_path}/brain.db")
     with ms.open_store(config) as store:
         ms.upgrade(store)
-    report = ms.detect_tier(config)
+    report = _detect(config)
     assert report.ok
     assert _statuses(report) == {
         "config": "ok",
@@ -88,7 +95,7 @@ def test_local_tier_on_a_migrated_sqlite_file_is_all_ok(tmp_path):
 
 def test_local_tier_before_the_first_open_warns_to_migrate_and_creates_nothing(tmp_path):
     path = tmp_path / "new" / "brain.db"
-    report = ms.detect_tier(_config(ms.StorageTier.LOCAL, f"sqlite:///{path}"))
+    report = _detect(_config(ms.StorageTier.LOCAL, f"sqlite:///{path}"))
     assert report.ok
     assert report.probe("sqlite").status is ms.ProbeStatus.WARN
     assert report.probe("sqlite").remediation == REMEDIATIONS["schema_upgrade"]
@@ -97,7 +104,7 @@ def test_local_tier_before_the_first_open_warns_to_migrate_and_creates_nothing(t
 
 def test_standalone_tier_healthy(postgres_store, redis_url):
     ms.upgrade(postgres_store)
-    report = ms.detect_tier(postgres_store.config)
+    report = _detect(postgres_store.config)
     assert report.ok, report.to_json()
     assert _statuses(report)["postgres"] == "ok"
     assert _statuses(report)["redis"] == "ok"
@@ -111,7 +118,7 @@ def test_federated_tier_healthy(pgvector_url, redis_url):
     config = _config(FEDERATED, pgvector_url, redis_url)
     with ms.open_store(config) as store:
         ms.upgrade(store)
-    report = ms.assert_tier(config)
+    report = ms.assert_tier(config, timeout=SLOW_MACHINE_TIMEOUT)
     assert report.ok
     assert set(_statuses(report).values()) == {"ok", "skipped"}
     assert _statuses(report)["pgvector"] == "ok"
@@ -121,7 +128,7 @@ def test_federated_tier_healthy(pgvector_url, redis_url):
 
 def test_local_tier_on_embedded_postgres_starts_probes_and_stops_it(tmp_path):
     data_dir = tmp_path / "pg"
-    report = ms.detect_tier(_config(ms.StorageTier.LOCAL, f"embedded://{data_dir}"))
+    report = _detect(_config(ms.StorageTier.LOCAL, f"embedded://{data_dir}"))
     assert report.ok, report.to_json()
     assert report.probe("postgres").version.startswith("18")
     assert report.probe("pgvector").status in (ms.ProbeStatus.SKIPPED, ms.ProbeStatus.OK)
@@ -134,7 +141,7 @@ def test_local_tier_on_embedded_postgres_starts_probes_and_stops_it(tmp_path):
 
 def test_postgres_port_closed_is_refused_at_once(redis_url):
     with closed_port() as (host, port):
-        report = ms.detect_tier(_config(FEDERATED, f"postgresql://mosaic@{host}:{port}/brain", redis_url))
+        report = _detect(_config(FEDERATED, f"postgresql://mosaic@{host}:{port}/brain", redis_url))
     probe = report.probe("postgres")
     assert not report.ok
     assert probe.status is ms.ProbeStatus.FAIL
@@ -147,8 +154,8 @@ def test_postgres_port_closed_is_refused_at_once(redis_url):
 
 
 def test_wrong_password_names_the_login_and_never_the_password(password_pg, redis_url):
-    assert ms.detect_tier(_config(STANDALONE, password_pg.good_url, redis_url)).ok
-    report = ms.detect_tier(_config(STANDALONE, password_pg.bad_url, redis_url))
+    assert _detect(_config(STANDALONE, password_pg.good_url, redis_url)).ok
+    report = _detect(_config(STANDALONE, password_pg.bad_url, redis_url))
     probe = report.probe("postgres")
     assert probe.status is ms.ProbeStatus.FAIL
     assert "password authentication failed" in probe.error
@@ -160,7 +167,7 @@ def test_wrong_password_names_the_login_and_never_the_password(password_pg, redi
 def test_missing_database_says_create_it(pgvector_server, redis_url):
     url = pgvector_server.create_database("gone")
     pgvector_server.drop_database(url)
-    probe = ms.detect_tier(_config(STANDALONE, url, redis_url)).probe("postgres")
+    probe = _detect(_config(STANDALONE, url, redis_url)).probe("postgres")
     assert probe.status is ms.ProbeStatus.FAIL
     assert "does not exist" in probe.error
     assert probe.remediation == REMEDIATIONS["postgres_database"]
@@ -170,7 +177,7 @@ def test_missing_database_says_create_it(pgvector_server, redis_url):
 
 
 def test_pgvector_available_but_not_installed_says_create_extension(pgvector_url, redis_url):
-    report = ms.detect_tier(_config(FEDERATED, pgvector_url, redis_url))
+    report = _detect(_config(FEDERATED, pgvector_url, redis_url))
     probe = report.probe("pgvector")
     assert probe.status is ms.ProbeStatus.WARN
     assert "not installed" in probe.detail
@@ -179,7 +186,7 @@ def test_pgvector_available_but_not_installed_says_create_extension(pgvector_url
 
 
 def test_pgvector_missing_on_the_server_says_install_it(postgres_url, redis_url):
-    report = ms.detect_tier(_config(FEDERATED, postgres_url, redis_url))
+    report = _detect(_config(FEDERATED, postgres_url, redis_url))
     probe = report.probe("pgvector")
     major = report.probe("postgres").version.split(".")[0]
     assert probe.status is ms.ProbeStatus.FAIL
@@ -187,7 +194,7 @@ def test_pgvector_missing_on_the_server_says_install_it(postgres_url, redis_url)
     assert "CREATE EXTENSION vector" in probe.remediation
     assert not report.ok
     with pytest.raises(ms.TierDetectionError) as info:
-        ms.assert_tier(_config(FEDERATED, postgres_url, redis_url))
+        ms.assert_tier(_config(FEDERATED, postgres_url, redis_url), timeout=SLOW_MACHINE_TIMEOUT)
     assert info.value.service == "pgvector"
 
 
@@ -195,7 +202,7 @@ def test_a_standalone_database_cannot_serve_the_federated_tier(pgvector_url, red
     with ms.open_store(_config(STANDALONE, pgvector_url, redis_url)) as store:
         ms.upgrade(store)
     federated = _config(FEDERATED, pgvector_url, redis_url)
-    probe = ms.detect_tier(federated).probe("pgvector")
+    probe = _detect(federated).probe("pgvector")
     assert probe.status is ms.ProbeStatus.FAIL
     assert "bytes" in probe.error
     assert probe.remediation == REMEDIATIONS["vector_bytes"]
@@ -209,7 +216,7 @@ def test_a_standalone_database_cannot_serve_the_federated_tier(pgvector_url, red
 def test_redis_down_is_refused_without_its_password(pgvector_url):
     with closed_port() as (host, port):
         url = f"redis://:RedisPw-9931@{host}:{port}/0"
-        report = ms.detect_tier(_config(STANDALONE, pgvector_url, url))
+        report = _detect(_config(STANDALONE, pgvector_url, url))
     probe = report.probe("redis")
     assert probe.status is ms.ProbeStatus.FAIL
     assert "connection refused" in probe.error
@@ -225,8 +232,8 @@ def test_redis_wrong_password_says_check_it(pgvector_url, redis_url):
     try:
         right = redis_url.replace("redis://", "redis://mosaic_probe:Right-Redis-Pw@", 1)
         wrong = redis_url.replace("redis://", "redis://mosaic_probe:Wrong-Redis-Pw@", 1)
-        assert ms.detect_tier(_config(STANDALONE, pgvector_url, right)).probe("redis").ok
-        report = ms.detect_tier(_config(STANDALONE, pgvector_url, wrong))
+        assert _detect(_config(STANDALONE, pgvector_url, right)).probe("redis").ok
+        report = _detect(_config(STANDALONE, pgvector_url, wrong))
     finally:
         admin.acl_deluser("mosaic_probe")
         admin.close()
@@ -241,7 +248,7 @@ def test_redis_that_may_evict_queue_keys_is_a_warning(pgvector_url, redis_url):
     before = client.config_get("maxmemory-policy")["maxmemory-policy"]
     client.config_set("maxmemory-policy", "allkeys-lru")
     try:
-        report = ms.detect_tier(_config(STANDALONE, pgvector_url, redis_url))
+        report = _detect(_config(STANDALONE, pgvector_url, redis_url))
     finally:
         client.config_set("maxmemory-policy", before)
         client.close()
@@ -283,7 +290,7 @@ def test_blackholed_services_end_within_about_one_timeout_with_a_distinct_messag
         assert "connection refused" not in probe.error
         assert probe.remediation == REMEDIATIONS[f"{service}_no_answer"]
     with closed_port() as (host, port):
-        refused = ms.detect_tier(
+        refused = _detect(
             _config(FEDERATED, f"postgresql://mosaic@{host}:{port}/brain", f"redis://{host}:{port}/0")
         )
     assert refused.probe("postgres").error.split(":")[0] != report.probe("postgres").error.split(":")[0]
@@ -308,14 +315,14 @@ def test_schema_behind_head_warns_to_upgrade(tmp_path):
     with ms.open_store(config) as store:
         ms.upgrade(store)
         ms.downgrade(store, "base")
-    probe = ms.detect_tier(config).probe("sqlite")
+    probe = _detect(config).probe("sqlite")
     assert probe.status is ms.ProbeStatus.WARN
     assert f"head {ms.head()}" in probe.detail
     assert probe.remediation == REMEDIATIONS["schema_upgrade"]
 
 
 def test_schema_behind_head_on_postgres(pgvector_url, redis_url):
-    probe = ms.detect_tier(_config(FEDERATED, pgvector_url, redis_url)).probe("postgres")
+    probe = _detect(_config(FEDERATED, pgvector_url, redis_url)).probe("postgres")
     assert probe.status is ms.ProbeStatus.WARN
     assert "schema empty" in probe.detail
     assert probe.remediation == REMEDIATIONS["schema_upgrade"]
@@ -327,7 +334,7 @@ def test_schema_from_a_newer_sdk_fails_and_open_store_refuses_it(tmp_path):
         ms.upgrade(store)
         with store.engine.begin() as conn:
             conn.execute(sa.text("update mosaic_alembic_version set version_num = 'f00dfeed'"))
-    probe = ms.detect_tier(config).probe("sqlite")
+    probe = _detect(config).probe("sqlite")
     assert probe.status is ms.ProbeStatus.FAIL
     assert "f00dfeed" in probe.error
     assert probe.remediation == REMEDIATIONS["schema_newer"]
@@ -341,19 +348,19 @@ def test_schema_from_a_newer_sdk_fails_and_open_store_refuses_it(tmp_path):
 
 def test_federated_tier_with_a_database_queue_is_a_config_failure(pgvector_url):
     config = _config(FEDERATED, pgvector_url)
-    report = ms.detect_tier(config)
+    report = _detect(config)
     probe = report.probe("config")
     assert probe.status is ms.ProbeStatus.FAIL
     assert "needs a Redis/Valkey queue" in probe.error
     assert probe.remediation == REMEDIATIONS["needs_redis"]
     assert report.probe("redis").status is ms.ProbeStatus.SKIPPED
     with pytest.raises(ms.TierDetectionError) as info:
-        ms.assert_tier(config)
+        ms.assert_tier(config, timeout=SLOW_MACHINE_TIMEOUT)
     assert info.value.service == "config"
 
 
 def test_every_config_problem_is_reported_at_once(tmp_path):
-    probe = ms.detect_tier(_config(STANDALONE, f"sqlite:///{tmp_path}/x.db")).probe("config")
+    probe = _detect(_config(STANDALONE, f"sqlite:///{tmp_path}/x.db")).probe("config")
     assert "needs PostgreSQL" in probe.error
     assert "Redis/Valkey queue" in probe.error
     assert REMEDIATIONS["needs_postgres"] in probe.remediation
@@ -364,7 +371,7 @@ def test_assert_tier_and_open_store_say_the_same_thing(redis_url):
     with closed_port() as (host, port):
         config = _config(FEDERATED, f"postgresql://mosaic:Pw-551234@{host}:{port}/brain", redis_url)
         with pytest.raises(ms.TierDetectionError) as detected:
-            ms.assert_tier(config)
+            ms.assert_tier(config, timeout=SLOW_MACHINE_TIMEOUT)
         with pytest.raises(ms.TierDetectionError) as opened:
             ms.open_store(config)
     assert str(detected.value) == str(opened.value)
@@ -384,7 +391,7 @@ def test_assert_tier_and_open_store_say_the_same_thing(redis_url):
 def test_a_malformed_url_is_a_config_error_without_its_secret(storage_url, queue_url, field):
     config = ms.MosaicConfig(storage=ms.StorageConfig(url=storage_url), queue=ms.QueueConfig(url=queue_url))
     with pytest.raises(ms.ConfigError) as info:
-        ms.detect_tier(config)
+        _detect(config)
     assert info.value.field == field
     assert "Pw-7781" not in str(info.value) + repr(info.value)
 
