@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import sqlite3
 import string
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -126,14 +129,34 @@ def test_federated_tier_healthy(pgvector_url, redis_url):
     assert report.probe("postgres").version.startswith("18")
 
 
-def test_local_tier_on_embedded_postgres_starts_probes_and_stops_it(tmp_path):
-    data_dir = tmp_path / "pg"
+@pytest.fixture
+def embedded_dir() -> Iterator[Path]:
+    """A directory for an embedded server outside pytest's tmp_path.
+
+    As root, pgserver runs initdb as another user and opens up the parent directories for it;
+    a concurrent pytest session resets its /tmp/pytest-of-USER to 0700, which can lock initdb out.
+    """
+    parent = Path(tempfile.mkdtemp(prefix="mosaic-doctor-"))
+    yield parent / "pg"
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_local_tier_on_embedded_postgres_starts_probes_and_stops_it(embedded_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data_dir = embedded_dir
     report = _detect(_config(ms.StorageTier.LOCAL, f"embedded://{data_dir}"))
     assert report.ok, report.to_json()
     assert report.probe("postgres").version.startswith("18")
     assert report.probe("pgvector").status in (ms.ProbeStatus.SKIPPED, ms.ProbeStatus.OK)
     assert "available" in report.probe("pgvector").detail
     assert not (data_dir / "postmaster.pid").exists()
+    # open_store probes the server it started (not the embedded:// URL) before it opens. A fresh
+    # directory: pgserver can misread the socket of a server restarted at once in the same one.
+    with ms.open_store(_config(ms.StorageTier.LOCAL, f"embedded://{data_dir.parent / 'pg2'}")) as store:
+        assert store.capabilities.vector
+        assert store.tier is ms.StorageTier.LOCAL
+    assert sorted(path.name for path in data_dir.parent.iterdir()) == ["pg", "pg2"]
+    assert list(tmp_path.iterdir()) == []  # nothing started anywhere else
 
 
 # --- PostgreSQL down or refusing ----------------------------------------------------------------
