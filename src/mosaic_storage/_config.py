@@ -128,7 +128,7 @@ def check_storage_url(url: str, *, field: str = "storage.url", source: str | Non
 def _check_parsable(url: str, scheme: str, *, field: str, source: str | None) -> None:
     import sqlalchemy as sa
 
-    example = "sqlite:///PATH" if scheme == "sqlite" else "postgresql://USER:PASSWORD@HOST:5432/DB"
+    example = "sqlite:///PATH" if scheme == "sqlite" else "postgresql://USER@HOST:5432/DB"
     if scheme == "sqlite" and not url.startswith("sqlite://"):
         raise ConfigError(
             f"{redact(url)!r} is not a SQLite URL SQLAlchemy can open",
@@ -144,7 +144,7 @@ def _check_parsable(url: str, scheme: str, *, field: str, source: str | None) ->
             f"{redact(url)!r} is not a valid URL: {redact(err)}",
             field=field,
             source=source,
-            remediation=f"write it as {example}; percent-encode special characters in the password",
+            remediation=f"write it as {example} (a password goes after USER, percent-encoded)",
         ) from None
 
 

@@ -42,9 +42,7 @@ _KEY = rf"[A-Za-z0-9_\-]*?(?:{_SECRET_KEYS})"
 _URL = re.compile(r"(?<![A-Za-z0-9+.\-])(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]{0,30})://(?P<rest>[^\s'\"<>]*)")
 _QUERY_SECRET = re.compile(rf"(?i)([?&;]{_KEY}=)([^&;#\s'\"]*)")
 # libpq key=value strings and env-style assignments: password=..., PGPASSWORD='...'.
-_KV_SECRET = re.compile(
-    rf"(?i)(\b{_KEY}\s*=\s*)('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|(?:\\.|[^\s,;&)\\])+)"
-)
+_KV_SECRET = re.compile(rf"(?i)(\b{_KEY}\s*=\s*)('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|(?:\\.|[^\s\\])+)")
 # JSON and Python reprs: "password": "...", 'password': '...'.
 _MAPPING_SECRET = re.compile(
     rf"(?i)((?P<q>[\"']){_KEY}(?P=q)\s*:\s*)(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')"
