@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 import mosaic_storage as ms
@@ -47,18 +48,19 @@ def doctor(
 
 
 def _print_table(report: ms.TierReport) -> None:
-    table = Table(title=f"{report.tier.value} tier: {report.storage_url}", title_justify="left")
+    # Probe texts come from servers and config: shown as text, never parsed as rich markup.
+    table = Table(title=escape(f"{report.tier.value} tier: {report.storage_url}"), title_justify="left")
     for column in ("service", "status", "latency", "version", "found", "to do"):
         table.add_column(column, overflow="fold")
     for probe in report.probes:
         latency = "" if probe.latency_ms is None else f"{probe.latency_ms:.0f} ms"
         table.add_row(
-            probe.service,
+            escape(probe.service),
             f"[{_STATUS_STYLE[probe.status]}]{probe.status.value}[/]",
             latency,
-            probe.version or "",
-            probe.error or probe.detail or "",
-            probe.remediation or "",
+            escape(probe.version or ""),
+            escape(probe.error or probe.detail or ""),
+            escape(probe.remediation or ""),
         )
     console.print(table, highlight=False)
     if report.ok:
