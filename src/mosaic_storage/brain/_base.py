@@ -71,8 +71,9 @@ def insert_where(conn: Connection, table: sa.Table, values: Mapping[str, Any], c
     """
     columns = list(values)
     select = sa.select(*[sa.literal(values[c], type_=table.c[c].type).label(c) for c in columns])
-    result = conn.execute(sa.insert(table).from_select(columns, select.where(condition)))
-    return bool(result.rowcount == 1)
+    # RETURNING, not rowcount: psycopg reports -1 for INSERT .. SELECT through SQLAlchemy.
+    stmt = sa.insert(table).from_select(columns, select.where(condition)).returning(table.c.id)
+    return conn.execute(stmt).first() is not None
 
 
 def holds(conn: Connection, condition: Any) -> bool:
