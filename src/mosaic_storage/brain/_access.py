@@ -29,9 +29,15 @@ messages = TABLES["messages"]
 agents = TABLES["agents"]
 
 
+# Aliases are built once: building one per query costs more than running the query.
+_actor_teams = team_members.alias("actor_teams")
+_shared_teams = team_members.alias("shared_teams")
+_access_projects = projects.alias("access_projects")
+
+
 def teams_of(actor: str, roles: Sequence[str] | None = None) -> sa.Select[Any]:
     """Ids of the teams ``actor`` belongs to (with one of ``roles``, when given)."""
-    tm = team_members.alias("actor_teams")
+    tm = _actor_teams
     query = sa.select(tm.c.team_id).where(tm.c.user_id == actor)
     if roles is not None:
         query = query.where(tm.c.role.in_(roles))
@@ -55,7 +61,7 @@ def project_writable(actor: str, table: sa.Table | Any = projects) -> sa.ColumnE
 
 def _in_project(table: sa.Table, actor: str, *, write: bool) -> sa.ColumnElement[bool]:
     # A mission or task without a project is private to the user who created it.
-    p = projects.alias("access_projects")
+    p = _access_projects
     rule = project_writable(actor, p) if write else project_visible(actor, p)
     return sa.or_(
         sa.exists().where(p.c.id == table.c.project_id, rule),
@@ -92,7 +98,7 @@ def agent_writable(actor: str) -> sa.ColumnElement[bool]:
 
 def user_visible(actor: str) -> sa.ColumnElement[bool]:
     """Users ``actor`` may read: themselves and everyone sharing a team with them."""
-    tm = team_members.alias("shared_teams")
+    tm = _shared_teams
     return sa.or_(
         users.c.id == actor,
         users.c.id.in_(sa.select(tm.c.user_id).where(tm.c.team_id.in_(teams_of(actor)))),

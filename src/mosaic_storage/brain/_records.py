@@ -197,5 +197,10 @@ def to_dict(record: Any) -> dict[str, Any]:
 
 def from_row(cls: type[T], row: Mapping[str, Any] | Any) -> T:
     """Build a record from a result row's mapping, taking only the record's fields."""
-    names = [field.name for field in attrs.fields(cls)]  # type: ignore[arg-type]
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(field.name for field in attrs.fields(cls))  # type: ignore[arg-type]
     return cls(**{name: row[name] for name in names})
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}

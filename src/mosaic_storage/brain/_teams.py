@@ -92,8 +92,12 @@ class Users(Repository):
         return from_row(User, row)
 
 
+_acting = team_members.alias("acting")
+_existing = team_members.alias("existing")
+
+
 def _role_of(actor: str, team: Any, roles: tuple[str, ...]) -> Any:
-    tm = team_members.alias("acting")
+    tm = _acting
     return sa.exists().where(tm.c.team_id == team, tm.c.user_id == actor, tm.c.role.in_(roles))
 
 
@@ -202,7 +206,7 @@ class Teams(Repository):
         granting = ("owner",) if role == "owner" else WRITE_ROLES
         with self._begin() as conn:
             self._lock(conn, actor, team_id)
-            tm = team_members.alias("existing")
+            tm = _existing
             allowed = sa.and_(
                 _role_of(actor, team_id, granting),
                 sa.exists().where(users.c.id == user_id),
