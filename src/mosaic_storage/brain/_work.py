@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
@@ -41,7 +41,6 @@ from ._base import (
 from ._records import InvalidValue, Mission, Page, Project, Task, from_row
 
 R = TypeVar("R")
-Rule = Callable[[str], Any]
 
 
 class _Owned(Repository, Generic[R]):
