@@ -60,11 +60,12 @@ def project_writable(actor: str, table: sa.Table | Any = projects) -> sa.ColumnE
 
 
 def _in_project(table: sa.Table, actor: str, *, write: bool) -> sa.ColumnElement[bool]:
-    # A mission or task without a project is private to the user who created it.
+    # A mission or task without a project is private to the user who created it. IN, not a
+    # correlated EXISTS: SQLite then builds the set of projects once instead of once per row.
     p = _access_projects
     rule = project_writable(actor, p) if write else project_visible(actor, p)
     return sa.or_(
-        sa.exists().where(p.c.id == table.c.project_id, rule),
+        table.c.project_id.in_(sa.select(p.c.id).where(rule)),
         sa.and_(table.c.project_id.is_(None), table.c.created_by == actor),
     )
 
