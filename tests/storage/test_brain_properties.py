@@ -171,13 +171,15 @@ def test_reads_return_exactly_what_the_rules_allow_and_denied_writes_change_noth
 
     projects = [brain.projects.create(creator(o), name="p", team_id=team_of(o)).id for o in world.projects]
     task_owner: dict[str, tuple[str, int]] = {}
+    task_project: dict[str, str | None] = {}
     for project, maker in world.tasks:
         if project is None:
-            task_owner[brain.tasks.create(users[maker], title="t").id] = ("user", maker)
+            task = brain.tasks.create(users[maker], title="t")
+            task_owner[task.id], task_project[task.id] = ("user", maker), None
         else:
             owner = world.projects[project]
             task = brain.tasks.create(creator(owner), title="t", project_id=projects[project])
-            task_owner[task.id] = owner
+            task_owner[task.id], task_project[task.id] = owner, projects[project]
     agent_owner: dict[str, tuple[str, int]] = {}
     for owner in world.agents:
         if owner[0] == "system":
@@ -217,6 +219,14 @@ def test_reads_return_exactly_what_the_rules_allow_and_denied_writes_change_noth
             for project in made:
                 project_owner[project.id] = ("team", t)
                 versions[project.id] = 1
+
+        for project_id, owner in list(project_owner.items()):
+            in_project = {t.id for t in _all(brain.tasks.list, actor=actor, project_id=project_id)}
+            assert in_project == (
+                {tid for tid, pid in task_project.items() if pid == project_id}
+                if model.sees(u, owner)
+                else set()
+            )
 
         for repo, owners in (
             (brain.projects, project_owner),

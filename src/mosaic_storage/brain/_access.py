@@ -59,20 +59,31 @@ def project_writable(actor: str, table: sa.Table | Any = projects) -> sa.ColumnE
     return sa.or_(table.c.owner_id == actor, table.c.team_id.in_(teams_of(actor, WRITE_ROLES)))
 
 
-def _in_project(table: sa.Table, actor: str, *, write: bool) -> sa.ColumnElement[bool]:
-    # A mission or task without a project is private to the user who created it. IN, not a
-    # correlated EXISTS: SQLite then builds the set of projects once instead of once per row.
+def _in_project(
+    table: sa.Table, actor: str, *, write: bool, project_id: str | None = None
+) -> sa.ColumnElement[bool]:
+    # IN, not a correlated EXISTS: SQLite then builds the set of projects once, not once per row.
     p = _access_projects
     rule = project_writable(actor, p) if write else project_visible(actor, p)
+    if project_id is not None:
+        # Filtered to one project, the private branch below cannot match: leaving it out spares
+        # the planner an OR, so the project's index serves the page.
+        return sa.and_(
+            table.c.project_id == project_id, sa.literal(project_id).in_(sa.select(p.c.id).where(rule))
+        )
+    # A mission or task without a project is private to the user who created it.
     return sa.or_(
         table.c.project_id.in_(sa.select(p.c.id).where(rule)),
         sa.and_(table.c.project_id.is_(None), table.c.created_by == actor),
     )
 
 
-def work_visible(table: sa.Table, actor: str) -> sa.ColumnElement[bool]:
-    """Rows of ``missions`` or ``tasks`` that ``actor`` may read (by their project)."""
-    return _in_project(table, actor, write=False)
+def work_visible(table: sa.Table, actor: str, project_id: str | None = None) -> sa.ColumnElement[bool]:
+    """Rows of ``missions`` or ``tasks`` that ``actor`` may read (by their project).
+
+    With ``project_id``, only that project's rows (the same rule, spelled for its index).
+    """
+    return _in_project(table, actor, write=False, project_id=project_id)
 
 
 def work_writable(table: sa.Table, actor: str) -> sa.ColumnElement[bool]:

@@ -120,9 +120,10 @@ class _Owned(Repository, Generic[R]):
         updated_since: dt.datetime | None,
         cursor: str | None,
         limit: int,
+        visible: Any = None,
     ) -> Page[R]:
         table = self._table
-        query = sa.select(table).where(self._visible(actor), *filters)
+        query = sa.select(table).where(self._visible(actor) if visible is None else visible, *filters)
         if updated_since is not None:
             query = query.where(table.c.updated_at >= updated_since)
         with self._connect() as conn:
@@ -300,9 +301,14 @@ class Missions(_Owned[Mission]):
     ) -> Page[Mission]:
         """The missions ``actor`` may see, oldest first, one keyset page at a time."""
         filters = _statuses(missions.c.status, status, MISSION_STATUSES)
-        if project_id is not None:
-            filters.append(missions.c.project_id == project_id)
-        return self._page(actor, filters, updated_since=updated_since, cursor=cursor, limit=limit)
+        return self._page(
+            actor,
+            filters,
+            updated_since=updated_since,
+            cursor=cursor,
+            limit=limit,
+            visible=work_visible(missions, actor, project_id),
+        )
 
     def update(
         self,
@@ -432,14 +438,17 @@ class Tasks(_Owned[Task]):
     ) -> Page[Task]:
         """The tasks ``actor`` may see, filtered, oldest first, one keyset page at a time."""
         filters = _statuses(tasks.c.status, status, TASK_STATUSES)
-        for column, value in (
-            (tasks.c.project_id, project_id),
-            (tasks.c.mission_id, mission_id),
-            (tasks.c.assignee_id, assignee_id),
-        ):
+        for column, value in ((tasks.c.mission_id, mission_id), (tasks.c.assignee_id, assignee_id)):
             if value is not None:
                 filters.append(column == value)
-        return self._page(actor, filters, updated_since=updated_since, cursor=cursor, limit=limit)
+        return self._page(
+            actor,
+            filters,
+            updated_since=updated_since,
+            cursor=cursor,
+            limit=limit,
+            visible=work_visible(tasks, actor, project_id),
+        )
 
     def update(
         self,
