@@ -134,7 +134,7 @@ class Agents(Repository):
         cursor: str | None = None,
         limit: int = DEFAULT_PAGE_SIZE,
     ) -> Page[Agent]:
-        """The agents ``actor`` may see (``system=True`` only system agents, ``False`` none)."""
+        """The agents ``actor`` may see (``system=True``: only system agents; ``False``: leave them out)."""
         query = sa.select(agents).where(agent_visible(actor))
         if team_id is not None:
             query = query.where(agents.c.team_id == team_id)
