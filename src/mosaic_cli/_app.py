@@ -11,6 +11,7 @@ import typer
 
 import mosaic_storage as ms
 
+from ._brain import mission_app, project_app, task_app
 from ._doctor import doctor
 from ._output import EXIT_USAGE, console, fail, handle_errors, print_json
 
@@ -24,6 +25,9 @@ app = typer.Typer(
 app.command()(doctor)
 db_app = typer.Typer(help="Schema migrations: upgrade, current, downgrade.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(project_app, name="project")
+app.add_typer(mission_app, name="mission")
+app.add_typer(task_app, name="task")
 
 ConfigOption = Annotated[
     Path | None,

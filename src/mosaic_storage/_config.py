@@ -103,7 +103,7 @@ def check_storage_url(url: str, *, field: str = "storage.url", source: str | Non
             source=source,
             remediation="use sqlite:///PATH, postgresql://USER@HOST/DB or embedded://DIR",
         )
-    if _LIBPQ_KV.match(url) and "://" not in url:
+    if _LIBPQ_KV.match(url) and re.search(r"[=\s]", url.partition("://")[0]):
         raise ConfigError(
             f"{redact(url)!r} is a libpq key=value string, which is not accepted",
             field=field,

@@ -91,7 +91,8 @@ def test_local_tier_on_a_migrated_sqlite_file_is_all_ok(tmp_path):
     }
     sqlite_probe = report.probe("sqlite")
     assert sqlite_probe.version == sqlite3.sqlite_version
-    assert sqlite_probe.latency_ms is not None and sqlite_probe.latency_ms < 1000
+    assert sqlite_probe.latency_ms is not None
+    assert sqlite_probe.latency_ms < SLOW_MACHINE_TIMEOUT * 1000 / 3
     assert "journal_mode wal" in sqlite_probe.detail
     assert f"schema at head ({ms.head()})" in sqlite_probe.detail
 
@@ -171,7 +172,8 @@ def test_postgres_port_closed_is_refused_at_once(redis_url):
     assert f"{host}:{port}/brain" in probe.error
     assert "connection refused" in probe.error
     assert probe.remediation == REMEDIATIONS["postgres_refused"]
-    assert probe.latency_ms < 1000
+    # Refused, not timed out: far less than the probe's timeout (no tight timing: CI may be busy).
+    assert probe.latency_ms < SLOW_MACHINE_TIMEOUT * 1000 / 3
     assert report.probe("pgvector").status is ms.ProbeStatus.SKIPPED
     assert report.probe("redis").ok
 

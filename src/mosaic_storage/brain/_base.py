@@ -1,0 +1,190 @@
+"""What every repository shares: transactions, guarded inserts and updates, keyset pages."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Final, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, RowMapping
+
+from .._errors import AccessDenied, ConflictError
+from .._types import utcnow
+from ._access import WRITE_ROLES, in_team, users
+from ._records import InvalidValue, NotFound, Page, from_row
+
+T = TypeVar("T")
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+
+class _Unset(enum.Enum):
+    UNSET = "UNSET"
+
+
+UNSET: Final = _Unset.UNSET
+"""Default of every optional field of an update: leave the field as it is (``None`` clears it)."""
+
+
+def check_one_of(field: str, value: str, allowed: Sequence[str]) -> str:
+    """Return ``value`` if it is one of ``allowed``, else raise `InvalidValue` naming them."""
+    if value not in allowed:
+        raise InvalidValue(
+            f"{field} {value!r} is not allowed",
+            remediation=f"use one of: {', '.join(allowed)}",
+        )
+    return value
+
+
+def page_size(limit: int) -> int:
+    """``limit`` checked against 1..MAX_PAGE_SIZE."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidValue(f"limit {limit} is out of range", remediation=f"use 1 to {MAX_PAGE_SIZE}")
+    return limit
+
+
+def changes(**fields: Any) -> dict[str, Any]:
+    """The fields of an update that were given (not `UNSET`)."""
+    return {name: value for name, value in fields.items() if value is not UNSET}
+
+
+class Repository:
+    """Base of the repositories: holds the engine and opens one transaction per call."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def _begin(self) -> Any:
+        return self._engine.begin()
+
+    def _connect(self) -> Any:
+        return self._engine.connect()
+
+
+def insert_where(conn: Connection, table: sa.Table, values: Mapping[str, Any], condition: Any) -> bool:
+    """``INSERT .. SELECT values WHERE condition``: the row is written only if the rule holds.
+
+    The rule is checked by the same statement that writes, so a permission revoked a moment
+    before cannot be slipped past between a check and the insert.
+    """
+    columns = list(values)
+    select = sa.select(*[sa.literal(values[c], type_=table.c[c].type).label(c) for c in columns])
+    # RETURNING, not rowcount: psycopg reports -1 for INSERT .. SELECT through SQLAlchemy.
+    stmt = sa.insert(table).from_select(columns, select.where(condition)).returning(table.c.id)
+    return conn.execute(stmt).first() is not None
+
+
+def holds(conn: Connection, condition: Any) -> bool:
+    """Whether ``condition`` is true (``SELECT 1 WHERE condition``)."""
+    return conn.execute(sa.select(sa.literal(1)).where(condition)).first() is not None
+
+
+def exists(conn: Connection, table: sa.Table, record_id: str, condition: Any) -> bool:
+    """Whether the row ``record_id`` exists and satisfies ``condition``."""
+    return holds(conn, sa.exists().where(table.c.id == record_id, condition))
+
+
+def insert_owned(
+    conn: Connection, table: sa.Table, values: Mapping[str, Any], actor: str, team_id: str | None, what: str
+) -> None:
+    """Insert a record owned by ``actor``, or by ``team_id`` if ``actor`` is its owner or admin.
+
+    Raises:
+        NotFound: ``actor`` is not a user, or not a member of the team.
+        AccessDenied: ``actor`` is a plain member of the team.
+    """
+    if team_id is None:
+        if not insert_where(conn, table, values, sa.exists().where(users.c.id == actor)):
+            raise not_found("user", actor)
+    elif not insert_where(conn, table, values, in_team(actor, team_id, WRITE_ROLES)):
+        if holds(conn, in_team(actor, team_id)):
+            raise AccessDenied(
+                f"only owners and admins may create {what} in team {team_id}",
+                remediation="ask an owner or admin of the team to do it, or to make you an admin",
+            )
+        raise not_found("team", team_id)
+
+
+def deny(conn: Connection, table: sa.Table, record_id: str, visible: Any, what: str) -> Exception:
+    """The error for a write that matched no row: `NotFound` if unseen, else `AccessDenied`."""
+    if not exists(conn, table, record_id, visible):
+        return NotFound(f"{what} {record_id} not found", remediation=_not_found_hint(what))
+    return AccessDenied(
+        f"you may read {what} {record_id} but not change it",
+        remediation="ask an owner or admin of its team to make the change, or to make you an admin",
+    )
+
+
+def _not_found_hint(what: str) -> str:
+    return f"check the {what} id; records you may not see are reported as not found"
+
+
+def not_found(what: str, record_id: str) -> NotFound:
+    """A `NotFound` for ``what`` ``record_id``."""
+    return NotFound(f"{what} {record_id} not found", remediation=_not_found_hint(what))
+
+
+def versioned_update(
+    conn: Connection,
+    table: sa.Table,
+    record_id: str,
+    *,
+    version: int,
+    values: Mapping[str, Any],
+    writable: Any,
+    visible: Any,
+    what: str,
+) -> RowMapping:
+    """``UPDATE .. WHERE id = ? AND version = ? AND <writable>``, returning the new row.
+
+    Nothing is written unless the version still matches and the actor may write; otherwise
+    raises `NotFound` (not visible), `AccessDenied` (visible, not writable) or
+    `ConflictError` (changed since it was read).
+    """
+    stmt = (
+        sa.update(table)
+        .where(table.c.id == record_id, table.c.version == version, writable)
+        .values(**values, version=table.c.version + 1, updated_at=utcnow())
+        .returning(*table.c)
+    )
+    row = conn.execute(stmt).mappings().first()
+    if row is not None:
+        return row
+    if not exists(conn, table, record_id, writable):
+        raise deny(conn, table, record_id, visible, what)
+    current = conn.execute(sa.select(table.c.version).where(table.c.id == record_id)).scalar()
+    raise ConflictError(
+        f"{what} {record_id} is at version {current}, not {version}: it changed since you read it",
+        remediation="read it again, reapply your change and retry",
+    )
+
+
+def fetch_page(
+    conn: Connection,
+    query: sa.Select[Any],
+    id_column: Any,
+    *,
+    cursor: str | None,
+    limit: int,
+    build: Callable[[RowMapping], T],
+) -> Page[T]:
+    """One keyset page of ``query`` ordered by ``id_column`` (ids sort by creation time)."""
+    size = page_size(limit)
+    if cursor is not None:
+        query = query.where(id_column > cursor)
+    rows = conn.execute(query.order_by(id_column).limit(size + 1)).mappings().all()
+    items = tuple(build(row) for row in rows[:size])
+    next_cursor = str(rows[size - 1][id_column.key]) if len(rows) > size else None
+    return Page(items=items, next_cursor=next_cursor)
+
+
+def build(cls: type[T]) -> Callable[[RowMapping], T]:
+    """A row-to-record function for ``cls``."""
+    return lambda row: from_row(cls, row)
+
+
+def ids(values: Iterable[str]) -> list[str]:
+    """``values`` as a list of distinct ids, in order."""
+    return list(dict.fromkeys(values))
