@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 import mosaic_storage as ms
+from mosaic_storage import redact
 from mosaic_storage.brain import UNSET, Brain, InvalidValue, Page, to_dict
 
 from ._output import EXIT_USAGE, console, fail, handle_errors, print_json
@@ -85,13 +87,18 @@ def _given(value: Any) -> Any:
     return UNSET if value is None else value
 
 
+def _cell(value: Any) -> str:
+    """A value as shown to a person: redacted, and never read as rich markup."""
+    return "" if value is None else escape(redact(str(value)))
+
+
 def _show(record: Any, as_json: bool) -> None:
     data = to_dict(record)
     if as_json:
         print_json(data)
         return
     for key, value in data.items():
-        console.print(f"[bold]{key:>12}[/]  {value}", highlight=False)
+        console.print(f"[bold]{key:>12}[/]  {_cell(value)}", highlight=False)
 
 
 def _list(page: Page[Any], columns: tuple[str, ...], as_json: bool) -> None:
@@ -101,7 +108,7 @@ def _list(page: Page[Any], columns: tuple[str, ...], as_json: bool) -> None:
     table = Table(*columns)
     for item in page:
         data = to_dict(item)
-        table.add_row(*(str(data[c]) if data[c] is not None else "" for c in columns))
+        table.add_row(*(_cell(data[c]) for c in columns))
     console.print(table)
     if page.next_cursor:
         console.print(f"more: --cursor {page.next_cursor}")

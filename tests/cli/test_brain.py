@@ -110,3 +110,19 @@ def test_human_output_is_a_table(mosaic, world):
     out = mosaic("task", "list", "--url", url, env={"MOSAIC_USER": ann})
     assert out.returncode == 0, out.stderr
     assert "Plain task" in out.stdout and "not_started" in out.stdout
+
+
+def test_human_output_is_redacted_and_never_read_as_markup(mosaic, tmp_path):
+    env = {"MOSAIC_DATABASE_URL": f"sqlite:///{tmp_path}/b.db", "MOSAIC_HOME": str(tmp_path)}
+    assert mosaic("db", "upgrade", env=env).returncode == 0
+    from mosaic_storage import open_store
+    from mosaic_storage.brain import Brain
+
+    with open_store(f"sqlite:///{tmp_path}/b.db") as store:
+        user = Brain(store).users.create(name="u")
+        Brain(store).tasks.create(user.id, title="[/]broken password=hunter22 postgresql://a:s3cretpw@h/db")
+    out = mosaic("task", "list", "--user", user.id, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "[/]broken" in out.stdout
+    assert "hunter22" not in out.stdout
+    assert "s3cretpw" not in out.stdout

@@ -246,8 +246,10 @@ def test_task_dependencies_are_listed_and_cycles_refused(brain, people):
     brain.tasks.add_dependency(people.ann.id, b.id, a.id)
     brain.tasks.add_dependency(people.ann.id, b.id, a.id)  # idempotent
     assert [t.id for t in brain.tasks.dependencies(people.ann.id, b.id)] == [a.id]
-    with pytest.raises(ConflictError, match="cycle"):
+    with pytest.raises(ConflictError, match="cycle") as cycle:
         brain.tasks.add_dependency(people.ann.id, a.id, c.id)
+    # The path may cross tasks the actor cannot see: the message names none of them.
+    assert not any(task.id in str(cycle.value) for task in (a, b, c))
     with pytest.raises(ConflictError):
         brain.tasks.add_dependency(people.ann.id, a.id, a.id)
     private = brain.tasks.create(people.dan.id, title="d")
@@ -385,3 +387,29 @@ def test_workspaces_for_users_and_their_teams(brain, people, tmp_path):
     assert team_dir == root / "teams" / people.team.id and team_dir.is_dir()
     with pytest.raises(NotFound):
         brain.workspaces.path(people.dan.id, team_id=people.team.id)
+
+
+def test_teammates_see_names_but_never_each_others_email(brain, people):
+    seen = brain.users.get(people.cid.id, people.ann.id)
+    assert seen.name == "ann"
+    assert seen.email is None
+    assert brain.users.get(people.ann.id, people.ann.id).email == "ann@example.com"
+
+
+def test_changing_an_email_resets_its_verification(brain, people, migrated_store):
+    import sqlalchemy as sa
+
+    from mosaic_storage.schema import User as UserRow
+
+    with migrated_store.engine.begin() as conn:
+        conn.execute(sa.update(UserRow).where(UserRow.id == people.ann.id).values(email_verified=True))
+    brain.users.update(people.ann.id, people.ann.id, email="ann@new.example")
+    with migrated_store.engine.connect() as conn:
+        verified = conn.execute(sa.select(UserRow.email_verified).where(UserRow.id == people.ann.id)).scalar()
+    assert verified is False
+
+
+def test_a_write_breaking_a_data_rule_is_a_conflict_not_a_driver_error(brain, people):
+    with pytest.raises(ConflictError):
+        brain.users.update(people.bob.id, people.bob.id, email="ann@example.com")
+    assert brain.users.get(people.bob.id, people.bob.id).email == "bob@example.com"

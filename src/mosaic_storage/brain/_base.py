@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from .._errors import AccessDenied, ConflictError
+from .._redact import redact
 from .._types import utcnow
 from ._access import WRITE_ROLES, in_team, users
 from ._records import InvalidValue, NotFound, Page, from_row
@@ -56,8 +58,18 @@ class Repository:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def _begin(self) -> Any:
-        return self._engine.begin()
+    @contextlib.contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        # A database rule broken by a write (a taken email, a missing required value, a race
+        # on a unique key) is the caller's conflict, not a driver traceback; nothing is written.
+        try:
+            with self._engine.begin() as conn:
+                yield conn
+        except sa.exc.IntegrityError as err:
+            raise ConflictError(
+                f"the change breaks a rule of the data: {redact(str(err.orig)).strip().splitlines()[0]}",
+                remediation="check required values and unique ones (ids, emails, slugs), then retry",
+            ) from None
 
     def _connect(self) -> Any:
         return self._engine.connect()

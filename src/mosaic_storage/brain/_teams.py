@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import sqlalchemy as sa
 
 from .._errors import AccessDenied, ConflictError
@@ -60,7 +61,9 @@ class Users(Repository):
             )
         if row is None:
             raise not_found("user", user_id)
-        return from_row(User, row)
+        user = from_row(User, row)
+        # Teammates see each other's names; an email address stays its owner's to see.
+        return user if user_id == actor else attrs.evolve(user, email=None)
 
     def update(
         self, actor: str, user_id: str, *, name: str | Any | None = UNSET, email: str | Any | None = UNSET
@@ -72,6 +75,8 @@ class Users(Repository):
             AccessDenied: ``user_id`` is someone else.
         """
         values = changes(name=name, email=email)
+        if "email" in values:
+            values["email_verified"] = False  # a new address is not verified yet
         with self._begin() as conn:
             row = (
                 conn.execute(

@@ -535,7 +535,8 @@ class Tasks(_Owned[Task]):
                 raise deny(conn, tasks, task_id, self._visible(actor), "task")
             if task_id == depends_on_id or task_id in _reachable(conn, depends_on_id):
                 raise ConflictError(
-                    f"task {depends_on_id} already depends on {task_id}: this would make a cycle",
+                    # No ids: the path may run through tasks the actor cannot see.
+                    "this dependency would make a cycle of task dependencies",
                     remediation="remove the opposite dependency first",
                 )
             existing = conn.execute(
