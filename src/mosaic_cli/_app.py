@@ -11,6 +11,7 @@ import typer
 
 import mosaic_storage as ms
 
+from ._migrate import migrate_tier
 from ._output import EXIT_USAGE, console, fail, handle_errors, print_json
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Schema migrations: upgrade, current, downgrade.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.command("migrate-tier")(migrate_tier)
 
 ConfigOption = Annotated[
     Path | None,

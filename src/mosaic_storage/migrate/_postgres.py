@@ -158,7 +158,20 @@ class PostgresTarget:
             config=self._store.config,
             url=self._store._url,
         )
-        revision = upgrade(shaped)
+        try:
+            revision = upgrade(shaped)
+        except sa.exc.DBAPIError as err:
+            detail = redact(err.orig or err).strip().splitlines()[0]
+            remediation = "check that the target role may create tables in that database"
+            if "extension" in detail:
+                remediation = (
+                    "ask a superuser to run CREATE EXTENSION vector; in the target database "
+                    "(see `mosaic doctor`), then run the same command again"
+                )
+            raise MigrationError(
+                f"cannot create the schema on the target {self.description}: {detail}",
+                remediation=remediation,
+            ) from None
         self._store.capabilities = capabilities
         self._columns.clear()
         self._formats.clear()
@@ -280,7 +293,12 @@ class PostgresTarget:
             from psycopg.adapt import Dumper
             from psycopg.pq import Format
 
-            raw = self._store.engine.raw_connection()
+            try:
+                raw = self._store.engine.raw_connection()
+            except sa.exc.DBAPIError as err:
+                raise MigrationError(
+                    f"cannot connect to the target {self.description}: {redact(err.orig or err)}"
+                ) from None
             conn: Any = raw.driver_connection
             conn.autocommit = True
             # SQLite keeps Mosaic's timestamps as UTC text without a zone.
