@@ -227,6 +227,13 @@ def test_sqlite_to_pgvector_moves_every_durable_row(sqlite_source, pgvector_url)
         facts = dict(conn.execute("SELECT key, value FROM store_meta").fetchall())
     assert kind == ("vector(384)",)
     assert facts == {"embedding_storage": "vector", "embedding_dim": "384"}
+    # Plain indexes were dropped for the bulk load and built again after it.
+    assert set(by_table["insights"].indexes_rebuilt) == {
+        "ix_insights_embedding_hnsw",
+        "ix_insights_user_id_created_at",
+    }
+    with ms.open_store(pgvector_url) as store:
+        assert ms.schema_diff(store) == []
 
 
 def test_sqlite_to_postgres_without_pgvector_keeps_embeddings_as_bytes(sqlite_source, postgres_store):
@@ -618,6 +625,38 @@ def test_a_row_violating_a_target_constraint_names_table_and_key(
 
     assert "messages" in str(caught.value)
     assert count_rows(pgvector_url, "messages") == 30, "the three whole batches before it, nothing of the 4th"
+
+
+def test_indexes_dropped_for_a_failed_load_are_rebuilt_by_the_next_run(sqlite_source, pgvector_url):
+    path = sa.make_url(sqlite_source).database
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA ignore_check_constraints = ON")
+        db.executemany(
+            "INSERT INTO agent_logs (id, session_id, user_id, level, content, metadata, tier, created_at) "
+            "VALUES (?, 's', 'u', 'info', 'x', '{}', ?, '2026-01-01 00:00:00')",
+            [(f"log-{i:02d}", "lukewarm" if i == 7 else "hot") for i in range(10)],
+        )
+    with pytest.raises(ms.MigrationError, match=r"agent_logs.*log-07.*ck_agent_logs_tier"):
+        run(sqlite_source, pgvector_url, init_target=True, batch_size=4)
+    assert count_rows(pgvector_url, "agent_logs") == 8, "two whole batches of 4, nothing of the third"
+    with ms.open_store(pgvector_url) as store:
+        missing = {entry[1].name for entry in ms.schema_diff(store) if entry[0] == "add_index"}
+    assert missing == {
+        "ix_agent_logs_session_id_created_at",
+        "ix_agent_logs_tier_created_at",
+        "ix_agent_logs_user_id_created_at",
+    }
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE agent_logs SET tier = 'cold' WHERE id = 'log-07'")
+
+    report = run(sqlite_source, pgvector_url, batch_size=4)
+
+    logs = next(t for t in report.tables if t.table == "agent_logs")
+    assert logs.mode == "staged" and logs.written == 3 and len(logs.indexes_rebuilt) == 3
+    assert report.ok
+    with ms.open_store(pgvector_url) as store:
+        assert ms.schema_diff(store) == []
+    assert target_digests(pgvector_url) == source_digests(sqlite_source)
 
 
 # --- protocol, names, property ----------------------------------------------------------------------

@@ -20,6 +20,7 @@ from ._names import LOCK_NAME
 from ._protocols import BatchResult, Row, TargetColumn
 
 _LINE = re.compile(r"\bline (\d+)")
+DEFERRED_INDEX = "migrate_tier.deferred_index."
 _JSONB_OID = 3802
 _JSON_OID = 114
 _TIMESTAMP_TYPES = {"timestamptz": True, "timestamp": False}
@@ -217,6 +218,53 @@ class PostgresTarget:
     def has_rows(self, table: str) -> bool:
         """Whether the table holds any row."""
         return bool(self._fetch(f"SELECT EXISTS (SELECT 1 FROM {_quote(table)})")[0][0])
+
+    # --- deferred indexes ------------------------------------------------------------------
+
+    def defer_indexes(self, table: str) -> tuple[str, ...]:
+        """Drop the table's plain (non-constraint) indexes before a bulk load; build them after.
+
+        Building an index once is far cheaper than updating it row by row (an HNSW index by
+        ~3x). Each definition is kept in ``store_meta`` in the transaction that drops it, so a
+        crashed run loses none: the next run builds them when it has finished the table.
+        """
+        rows = self._fetch(
+            "SELECT n.nspname, c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE i.indrelid = to_regclass(%s) AND NOT i.indisprimary AND NOT i.indisunique "
+            "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) "
+            "ORDER BY c.relname",
+            (_quote(table),),
+        )
+        if not rows:
+            return ()
+        conn = self._connection()
+        with conn.transaction():
+            for schema, name, definition in rows:
+                conn.execute(
+                    "INSERT INTO store_meta (key, value, updated_at) VALUES (%s, %s, now()) "
+                    "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                    (f"{DEFERRED_INDEX}{table}:{name}", definition),
+                )
+                conn.execute(f"DROP INDEX {_quote(schema)}.{_quote(name)}")
+        return tuple(str(row[1]) for row in rows)
+
+    def restore_indexes(self, table: str | None = None) -> tuple[str, ...]:
+        """Build the indexes a run deferred (for ``table``, or all of them) and forget them."""
+        prefix = f"{DEFERRED_INDEX}{table}:" if table else DEFERRED_INDEX
+        rows = self._fetch(
+            "SELECT key, value FROM store_meta WHERE starts_with(key, %s) ORDER BY key", (prefix,)
+        )
+        if not rows:
+            return ()
+        conn = self._connection()
+        for key, definition in rows:
+            with conn.transaction():
+                # Room to build the HNSW graph in memory: much faster than spilling to disk.
+                conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
+                conn.execute(definition)
+                conn.execute("DELETE FROM store_meta WHERE key = %s", (key,))
+        return tuple(str(key).rpartition(":")[2] for key, _ in rows)
 
     # --- encoding --------------------------------------------------------------------------
 

@@ -152,6 +152,14 @@ class MigrationTarget(Protocol):
         """Whether the table holds any row."""
         ...
 
+    def defer_indexes(self, table: str) -> tuple[str, ...]:
+        """Drop the table's plain indexes before a bulk load, remembering them durably; their names."""
+        ...
+
+    def restore_indexes(self, table: str | None = None) -> tuple[str, ...]:
+        """Build the indexes deferred for ``table`` (``None``: every table); their names."""
+        ...
+
     def encoder(self, table: str, columns: Sequence[str]) -> Callable[[list[Row]], list[Row]] | None:
         """A function that turns source rows into what `write_batch` sends (``None``: as they are).
 

@@ -34,6 +34,8 @@ class TableReport:
     """Source rows whose key the target already held with different content (left alone)."""
     conflict_keys: tuple[str, ...] = ()
     """Keys of the first conflicting rows (at most 100)."""
+    indexes_rebuilt: tuple[str, ...] = ()
+    """Indexes dropped for the bulk load (or left dropped by a crashed run) and built after it."""
 
     @property
     def short(self) -> bool:
@@ -42,7 +44,11 @@ class TableReport:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {**attrs.asdict(self, recurse=False), "conflict_keys": list(self.conflict_keys)}
+        return {
+            **attrs.asdict(self, recurse=False),
+            "conflict_keys": list(self.conflict_keys),
+            "indexes_rebuilt": list(self.indexes_rebuilt),
+        }
 
 
 @attrs.frozen

@@ -113,11 +113,15 @@ def migrate_tier(
             plan = _plan(source, target, tables, init_target=False, dry_run=False)
         # Decided once, under the lock: COPY straight into tables that are empty now.
         staged = {item.table: target.has_rows(item.table) for item in plan.tables}
-        reports = tuple(
-            _migrate_table(source, target, item, staged[item.table], batch_size, progress)
-            for item in plan.tables
-        )
-    return _report(source, target, False, schema, reports, plan.skipped, started)
+        migrated: list[TableReport] = []
+        for item in plan.tables:
+            if not staged[item.table]:
+                target.defer_indexes(item.table)
+            report = _migrate_table(source, target, item, staged[item.table], batch_size, progress)
+            migrated.append(attrs.evolve(report, indexes_rebuilt=target.restore_indexes(item.table)))
+        # Indexes an earlier, crashed run deferred on tables this run did not touch.
+        target.restore_indexes()
+    return _report(source, target, False, schema, tuple(migrated), plan.skipped, started)
 
 
 def _report(
