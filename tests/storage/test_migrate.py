@@ -198,6 +198,13 @@ def count_rows(url: str, table: str) -> int:
 # --- the three moves -----------------------------------------------------------------------------
 
 
+@pytest.fixture
+def defer_small_tables(monkeypatch):
+    """Drop and rebuild indexes even for the few rows these tests load (normally from 1,000 rows)."""
+    monkeypatch.setattr("mosaic_storage.migrate._run._DEFER_INDEXES_FROM", 1)
+
+
+@pytest.mark.usefixtures("defer_small_tables")
 def test_sqlite_to_pgvector_moves_every_durable_row(sqlite_source, pgvector_url):
     report = run(sqlite_source, pgvector_url, init_target=True)
 
@@ -627,6 +634,7 @@ def test_a_row_violating_a_target_constraint_names_table_and_key(
     assert count_rows(pgvector_url, "messages") == 30, "the three whole batches before it, nothing of the 4th"
 
 
+@pytest.mark.usefixtures("defer_small_tables")
 def test_indexes_dropped_for_a_failed_load_are_rebuilt_by_the_next_run(sqlite_source, pgvector_url):
     path = sa.make_url(sqlite_source).database
     with sqlite3.connect(path) as db:

@@ -66,6 +66,7 @@ class PostgresTarget:
                 remediation="migrate-tier moves data up to a postgresql:// (or embedded://) database",
             )
         self._columns: dict[str, list[TargetColumn]] = {}
+        self._keys: dict[str, list[str]] = {}
         self._writer: Any = None
         self._formats: dict[str, bool] = {}
         self._embeddings = _embedding_columns()
@@ -175,6 +176,7 @@ class PostgresTarget:
             ) from None
         self._store.capabilities = capabilities
         self._columns.clear()
+        self._keys.clear()
         self._formats.clear()
         return revision
 
@@ -203,13 +205,15 @@ class PostgresTarget:
 
     def primary_key(self, table: str) -> list[str]:
         """The table's primary-key columns."""
-        rows = self._fetch(
-            "SELECT a.attname FROM pg_index i JOIN pg_attribute a "
-            "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
-            "WHERE i.indrelid = to_regclass(%s) AND i.indisprimary ORDER BY a.attnum",
-            (_quote(table),),
-        )
-        return [str(row[0]) for row in rows]
+        if table not in self._keys:
+            rows = self._fetch(
+                "SELECT a.attname FROM pg_index i JOIN pg_attribute a "
+                "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+                "WHERE i.indrelid = to_regclass(%s) AND i.indisprimary ORDER BY a.attnum",
+                (_quote(table),),
+            )
+            self._keys[table] = [str(row[0]) for row in rows]
+        return self._keys[table]
 
     def count(self, table: str) -> int:
         """The table's row count."""
@@ -258,10 +262,10 @@ class PostgresTarget:
         if not rows:
             return ()
         conn = self._connection()
-        for key, definition in rows:
-            with conn.transaction():
-                # Room to build the HNSW graph in memory: much faster than spilling to disk.
-                conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        with conn.transaction():
+            # Room to build the HNSW graph in memory: much faster than spilling to disk.
+            conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
+            for key, definition in rows:
                 conn.execute(definition)
                 conn.execute("DELETE FROM store_meta WHERE key = %s", (key,))
         return tuple(str(key).rpartition(":")[2] for key, _ in rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import queue
 import threading
@@ -24,6 +25,8 @@ ProgressCallback = Callable[[str, int, int], None]
 
 DEFAULT_EMBEDDING_DIM = 384
 _QUEUE_DEPTH = 2
+# Below this many rows, keeping indexes up to date costs less than dropping and building them.
+_DEFER_INDEXES_FROM = 1_000
 _NOT_MOSAIC = "not part of the Mosaic schema"
 
 
@@ -81,15 +84,13 @@ def migrate_tier(
         raise ValueError("batch_size must be at least 1")
     started = time.monotonic()
     plan = _plan(source, target, tables, init_target=init_target, dry_run=dry_run)
-    from .._migrations import head
-
     if dry_run:
-        if plan.target_revision == head():
+        if plan.target_revision == _head():
             schema = "at head"
         elif plan.target_revision is None:
-            schema = f"would be created at {head()}"
+            schema = f"would be created at {_head()}"
         else:
-            schema = f"would be upgraded from {plan.target_revision} to {head()}"
+            schema = f"would be upgraded from {plan.target_revision} to {_head()}"
         reports = tuple(
             TableReport(
                 table=item.table,
@@ -105,17 +106,17 @@ def migrate_tier(
 
     with target.lock():
         schema = "at head"
-        if plan.target_revision != head():
+        if plan.target_revision != _head():
             target.initialize(plan.embedding_dim)
             target.check_ready()
             before = plan.target_revision
-            schema = f"upgraded from {before} to {head()}" if before else f"created at {head()}"
+            schema = f"upgraded from {before} to {_head()}" if before else f"created at {_head()}"
             plan = _plan(source, target, tables, init_target=False, dry_run=False)
         # Decided once, under the lock: COPY straight into tables that are empty now.
         staged = {item.table: target.has_rows(item.table) for item in plan.tables}
         migrated: list[TableReport] = []
         for item in plan.tables:
-            if not staged[item.table]:
+            if not staged[item.table] and item.source_rows >= _DEFER_INDEXES_FROM:
                 target.defer_indexes(item.table)
             report = _migrate_table(source, target, item, staged[item.table], batch_size, progress)
             migrated.append(attrs.evolve(report, indexes_rebuilt=target.restore_indexes(item.table)))
@@ -147,13 +148,21 @@ def _report(
 # --- preflight ---------------------------------------------------------------------------------
 
 
-def _known_revisions() -> set[str]:
+@functools.cache
+def _head() -> str:
+    from .._migrations import head
+
+    return head()
+
+
+@functools.cache
+def _known_revisions() -> frozenset[str]:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
     config = Config()
     config.set_main_option("script_location", "mosaic_storage:_alembic")
-    return {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+    return frozenset(script.revision for script in ScriptDirectory.from_config(config).walk_revisions())
 
 
 def _plan(
@@ -165,12 +174,11 @@ def _plan(
     dry_run: bool,
 ) -> _Plan:
     """Everything checked before the first write: schemas, tables, columns, counts, dimensions."""
-    from .._migrations import head
     from .._types import Embedding
     from ..schema import metadata
 
     target_revision = target.schema_revision()
-    target_ready = target_revision == head()
+    target_ready = target_revision == _head()
     if not target_ready:
         if target_revision is not None and target_revision not in _known_revisions():
             raise MigrationError(
@@ -180,7 +188,7 @@ def _plan(
         if not init_target:
             raise MigrationError(
                 f"the target schema is at {target_revision or 'nothing (empty database)'}, "
-                f"migrate-tier needs {head()}",
+                f"migrate-tier needs {_head()}",
                 remediation="pass --init-target (init_target=True) to create it, or run "
                 "`mosaic db upgrade --url TARGET` first",
             )
@@ -201,7 +209,7 @@ def _plan(
             f"{', '.join(sorted(set(model) - set(SKIPPED_TABLES)))}",
             remediation="check --from; `mosaic db current --url SOURCE` shows what a Mosaic store holds",
         )
-    if source_revision == head():
+    if source_revision == _head():
         missing = [name for name in model if name not in present and name not in SKIPPED_TABLES]
         if missing:
             raise MigrationError(
