@@ -46,11 +46,12 @@ def migrate_tier(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Copy every durable table from one store into a bigger tier: locked, resumable, verified.
+    """Copy every durable table into a bigger tier: locked, resumable, verified.
 
-    Skips sessions, verifications and jobs (and the source's search indexes). Run it again after
-    any failure: rows already there are recognised and never written twice. Exit code 1 when
-    the target ends with fewer rows than the source or rows conflict.
+    Skips sessions, verifications and jobs (and search indexes).
+    Run it again after any failure: rows already there are kept,
+    never written twice. Exit code 1 when the target ends with
+    fewer rows than the source, or rows conflict.
     """
     from mosaic_storage.migrate import DEFAULT_BATCH_SIZE, PostgresTarget, SqlAlchemySource
     from mosaic_storage.migrate import migrate_tier as run

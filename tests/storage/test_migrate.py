@@ -243,6 +243,13 @@ def test_sqlite_to_pgvector_moves_every_durable_row(sqlite_source, pgvector_url)
         assert ms.schema_diff(store) == []
 
 
+def test_an_open_sqlite_store_can_be_the_source(sqlite_source, pgvector_url):
+    with ms.open_store(sqlite_source) as store:
+        report = run(store, pgvector_url, init_target=True)
+    assert report.ok and report.source == sqlite_source
+    assert target_digests(pgvector_url) == source_digests(sqlite_source)
+
+
 def test_sqlite_to_postgres_without_pgvector_keeps_embeddings_as_bytes(sqlite_source, postgres_store):
     report = run(sqlite_source, postgres_store, init_target=True)
 
@@ -565,6 +572,17 @@ def test_dimension_mismatch_fails_before_any_write(tmp_path, pgvector_url):
     message = str(caught.value)
     assert "insights" in message and "i-1" in message and "3 dimensions" in message and "384" in message
     assert table_dump(pgvector_url) == before
+
+
+def test_a_value_the_target_cannot_take_names_table_row_and_column(tmp_path, pgvector_url):
+    source = camel_source(tmp_path / "bad.db", [vec(1).tobytes(), vec(2).tobytes()])
+    with sqlite3.connect(tmp_path / "bad.db") as db:
+        db.execute("UPDATE insights SET \"createdAt\" = 'the day before yesterday' WHERE id = 'i-1'")
+
+    with pytest.raises(ms.MigrationError, match=r"table insights, row i-1: column created_at"):
+        run(source, pgvector_url, init_target=True)
+
+    assert count_rows(pgvector_url, "insights") == 0, "the batch holding the row was not written"
 
 
 def test_corrupt_foreign_and_missing_sources_fail_clearly(tmp_path, pgvector_url):

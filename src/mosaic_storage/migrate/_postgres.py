@@ -305,7 +305,14 @@ class PostgresTarget:
                 for index, convert in converters:
                     value = values[index]
                     if value is not None:
-                        values[index] = convert(value, key)
+                        try:
+                            values[index] = convert(value, key)
+                        except (ValueError, TypeError, OverflowError) as err:
+                            raise MigrationError(
+                                f"table {table}, row {key}: column {columns[index]} holds a value the "
+                                f"target cannot take ({err})",
+                                remediation="fix that value in the source, then run the same command again",
+                            ) from None
                 out.append(tuple(values))
             return out
 
@@ -446,7 +453,7 @@ class PostgresTarget:
 
     def _batch_error(self, table: str, columns: Sequence[str], rows: list[Row], err: Any) -> MigrationError:
         diag = err.diag
-        primary = diag.message_primary or type(err).__name__
+        primary = diag.message_primary or (str(err).strip().splitlines() or [type(err).__name__])[0]
         key_columns = self.primary_key(table) or [columns[0]]
         where = f"table {table}"
         match = _LINE.search(diag.context or "")

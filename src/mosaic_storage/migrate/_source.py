@@ -33,7 +33,12 @@ class SqlAlchemySource:
     def __init__(self, source: str | os.PathLike[str] | Store) -> None:
         self._owned: Store | None = None
         self._own_engine = False
-        if isinstance(source, Store):
+        if isinstance(source, Store) and source.dialect == "sqlite":
+            # Rows are read on a thread of their own, which the store's connections refuse.
+            self._engine = _sqlite_readonly_engine(f"sqlite:///{source.engine.url.database}")
+            self._own_engine = True
+            self._description = source.url
+        elif isinstance(source, Store):
             self._engine = source.engine
             self._description = source.url
         else:
