@@ -443,6 +443,27 @@ def test_dry_run_with_init_target_creates_nothing(sqlite_source, pgvector_url):
         assert ms.current(store) is None
 
 
+def test_an_unreachable_target_fails_with_the_doctors_remediation(sqlite_source, closed_port_url):
+    with pytest.raises(ms.TierDetectionError) as caught:
+        run(sqlite_source, closed_port_url)
+    assert caught.value.service == "postgres"
+    assert "check that PostgreSQL is running" in (caught.value.remediation or "")
+
+
+def test_a_vector_target_without_pgvector_is_refused_before_any_write(sqlite_source, pgvector_url):
+    with ms.open_store(pgvector_url) as store:
+        ms.upgrade(store)
+    with psycopg.connect(pgvector_url, autocommit=True) as conn:
+        conn.execute("DROP EXTENSION vector CASCADE")
+    before = table_dump(pgvector_url)
+
+    with pytest.raises(ms.TierDetectionError, match="pgvector extension is not installed") as caught:
+        run(sqlite_source, pgvector_url)
+
+    assert caught.value.service == "pgvector" and "CREATE EXTENSION vector" in str(caught.value)
+    assert table_dump(pgvector_url) == before
+
+
 def test_target_without_schema_needs_init_target(sqlite_source, pgvector_url):
     with pytest.raises(ms.MigrationError, match="--init-target"):
         run(sqlite_source, pgvector_url)
