@@ -6,10 +6,12 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -261,8 +263,17 @@ def test_sqlite_to_postgres_without_pgvector_keeps_embeddings_as_bytes(sqlite_so
     assert bytes(stored) == vec(1).tobytes()
 
 
-def test_embedded_postgres_to_pgvector(tmp_path, pgvector_url):
-    source = f"embedded://{tmp_path}/pgdata"
+def test_embedded_postgres_to_pgvector(pgvector_url):
+    # Not under tmp_path: other pytest sessions on a shared machine prune old basetemp
+    # directories, and an embedded server's data directory must outlive its initdb.
+    directory = tempfile.mkdtemp(prefix="mosaic-migrate-")
+    try:
+        _embedded_to_pgvector(f"embedded://{directory}/pgdata", pgvector_url)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _embedded_to_pgvector(source: str, pgvector_url: str) -> None:
     with ms.open_store(source) as store:
         ms.upgrade(store)
         fill(store, messages=12)
@@ -315,6 +326,7 @@ def test_rows_already_on_the_target_are_kept_and_the_rest_copied(sqlite_source, 
 
 KILLER = """
 import sys
+import tempfile
 from mosaic_storage.migrate import PostgresTarget, SqlAlchemySource, migrate_tier
 
 def progress(table, done, total):
