@@ -11,6 +11,7 @@ import typer
 
 import mosaic_storage as ms
 
+from ._doctor import doctor
 from ._migrate import migrate_tier
 from ._output import EXIT_USAGE, console, fail, handle_errors, print_json
 
@@ -21,6 +22,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.command()(doctor)
 db_app = typer.Typer(help="Schema migrations: upgrade, current, downgrade.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.command("migrate-tier")(migrate_tier)

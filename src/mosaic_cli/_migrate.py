@@ -15,6 +15,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from mosaic_storage import redact
+
 from ._output import EXIT_FAILURE, console, err_console, fail, handle_errors, print_json
 
 if TYPE_CHECKING:
@@ -105,7 +107,10 @@ def _show(report: MigrationReport, as_json: bool) -> None:
         print_json(report.to_dict())
         return
     title = "plan (dry run: nothing written)" if report.dry_run else "migrated"
-    console.print(f"{report.source} -> {report.target}: {title}", highlight=False, soft_wrap=True)
+    # Names and keys come from the source's data: printed as text, never as rich markup.
+    console.print(
+        redact(f"{report.source} -> {report.target}: {title}"), highlight=False, markup=False, soft_wrap=True
+    )
     table = Table()
     for column in ("table", "source", "target before", "target after", "batches", "mode", "written"):
         table.add_column(column, justify="left" if column in ("table", "mode") else "right")
@@ -122,12 +127,14 @@ def _show(report: MigrationReport, as_json: bool) -> None:
             "-" if report.dry_run else f"{item.existing:,} / {item.conflicts:,}",
         )
     console.print(table)
-    console.print(f"schema: {report.schema}")
+    console.print(f"schema: {report.schema}", highlight=False, markup=False)
     for skipped in report.skipped:
         rows = "" if skipped.rows is None else f" ({skipped.rows:,} rows)"
-        console.print(f"skipped {skipped.table}{rows}: {skipped.reason}", highlight=False)
+        line = redact(f"skipped {skipped.table}{rows}: {skipped.reason}")
+        console.print(line, highlight=False, markup=False)
     for item in report.tables:
         if item.conflict_keys:
-            console.print(f"conflicts in {item.table}: {', '.join(item.conflict_keys)}", highlight=False)
+            keys = ", ".join(item.conflict_keys)
+            console.print(redact(f"conflicts in {item.table}: {keys}"), highlight=False, markup=False)
     if not report.dry_run:
         console.print(f"{report.rows_written:,} rows written in {report.seconds:.1f}s")

@@ -10,6 +10,7 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mosaic_storage import ConfigError, MosaicError, redact
 
@@ -25,16 +26,29 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def _redact_tree(data: Any) -> Any:
+    # Redacted before encoding: JSON escaping (quotes, backslashes, non-ASCII) would hide a
+    # secret from a pass over the encoded text.
+    if isinstance(data, dict):
+        return {redact(key): _redact_tree(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_redact_tree(value) for value in data]
+    if isinstance(data, str):
+        return redact(data)
+    return data
+
+
 def print_json(data: Any) -> None:
     """Print one JSON document on stdout, with every string redacted."""
-    sys.stdout.write(redact(json.dumps(data, indent=2, default=str)) + "\n")
+    text = json.dumps(_redact_tree(data), indent=2, default=lambda value: redact(str(value)))
+    sys.stdout.write(redact(text) + "\n")
 
 
 def fail(message: str, *, code: int = EXIT_FAILURE, remediation: str | None = None) -> NoReturn:
     """Print an error (redacted) on stderr and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {redact(message)}", highlight=False, markup=True)
+    err_console.print(f"[bold red]error:[/] {escape(redact(message))}", highlight=False)
     if remediation:
-        err_console.print(f"  -> {redact(remediation)}", highlight=False)
+        err_console.print(f"  -> {escape(redact(remediation))}", highlight=False)
     raise typer.Exit(code)
 
 

@@ -79,6 +79,11 @@ def _check_storage_url(_inst: object, _attr: object, url: str) -> None:
     check_storage_url(url)
 
 
+def _check_queue_url(_inst: object, _attr: object, url: str | None) -> None:
+    if url is not None:
+        check_redis_url(url)
+
+
 def _check_schema(_inst: object, _attr: object, schema: str | None) -> None:
     if schema is not None and (not isinstance(schema, str) or not _IDENTIFIER.match(schema)):
         raise ConfigError(
@@ -114,6 +119,8 @@ def check_storage_url(url: str, *, field: str = "storage.url", source: str | Non
             source=source,
             remediation="use sqlite:///PATH, postgresql://USER@HOST/DB or embedded://DIR",
         )
+    if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+        _check_unambiguous_credentials(url, field=field, source=source)
     if scheme in ("postgresql", "postgres", "postgresql+psycopg", "sqlite"):
         _check_parsable(url, scheme, field=field, source=source)
     if scheme == "embedded" and not url.partition("://")[2]:
@@ -125,10 +132,24 @@ def check_storage_url(url: str, *, field: str = "storage.url", source: str | Non
         )
 
 
+def _check_unambiguous_credentials(url: str, *, field: str, source: str | None) -> None:
+    """Refuse URLs whose password end drivers read differently; the message never echoes the URL."""
+    rest = url.partition("://")[2].split("#", 1)[0]
+    userinfo = rest.rpartition("@")[0]
+    if re.search(r"\s", url) or re.search(r"[/?#@]", userinfo):
+        raise ConfigError(
+            "the URL's user name, password or a query value holds an unencoded space, /, ?, # or @ "
+            "(the URL is not shown: it may hold a password)",
+            field=field,
+            source=source,
+            remediation="percent-encode it, e.g. urllib.parse.quote(password, safe='')",
+        )
+
+
 def _check_parsable(url: str, scheme: str, *, field: str, source: str | None) -> None:
     import sqlalchemy as sa
 
-    example = "sqlite:///PATH" if scheme == "sqlite" else "postgresql://USER:PASSWORD@HOST:5432/DB"
+    example = "sqlite:///PATH" if scheme == "sqlite" else "postgresql://USER@HOST:5432/DB"
     if scheme == "sqlite" and not url.startswith("sqlite://"):
         raise ConfigError(
             f"{redact(url)!r} is not a SQLite URL SQLAlchemy can open",
@@ -144,7 +165,7 @@ def _check_parsable(url: str, scheme: str, *, field: str, source: str | None) ->
             f"{redact(url)!r} is not a valid URL: {redact(err)}",
             field=field,
             source=source,
-            remediation=f"write it as {example}; percent-encode special characters in the password",
+            remediation=f"write it as {example} (a password goes after USER, percent-encoded)",
         ) from None
 
 
@@ -194,7 +215,7 @@ class QueueConfig:
     """The job queue: ``database`` (a table in the store) or ``redis`` (Redis/Valkey streams)."""
 
     type: QueueType = QueueType.DATABASE
-    url: str | None = attrs.field(default=None, repr=_redacted_repr)
+    url: str | None = attrs.field(default=None, repr=_redacted_repr, validator=_check_queue_url)
 
 
 @attrs.frozen

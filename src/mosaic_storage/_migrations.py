@@ -59,13 +59,32 @@ def head() -> str:
 
 def current(store: Store) -> str | None:
     """The store's schema revision, or ``None`` for an empty database."""
+    with store.engine.connect() as conn:
+        return revision_of(conn, store.schema)
+
+
+def revision_of(conn: sa.Connection, schema: str | None = None) -> str | None:
+    """The schema revision of the database behind an open connection (``None``: empty)."""
     from alembic.runtime.migration import MigrationContext
 
-    with store.engine.connect() as conn:
-        context = MigrationContext.configure(
-            conn, opts={"version_table": VERSION_TABLE, "version_table_schema": store.schema}
-        )
-        return context.get_current_revision()
+    context = MigrationContext.configure(
+        conn, opts={"version_table": VERSION_TABLE, "version_table_schema": schema}
+    )
+    return context.get_current_revision()
+
+
+def is_known_revision(revision: str) -> bool:
+    """Whether this SDK ships ``revision`` (a database at an unknown one was migrated by a newer SDK)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    config = Config()
+    config.set_main_option("script_location", "mosaic_storage:_alembic")
+    try:
+        return ScriptDirectory.from_config(config).get_revision(revision) is not None
+    except CommandError:
+        return False
 
 
 @contextlib.contextmanager

@@ -37,19 +37,21 @@ _SECRET_KEYS = "|".join(_SECRET_NAMES)
 _KEY = rf"[A-Za-z0-9_\-]*?(?:{_SECRET_KEYS})"
 
 # The scheme is short and anchored so that long inputs stay linear. The authority runs to the
-# next whitespace or quote; its userinfo ends at the last "@", so a password holding unencoded
-# "/", "?", "#" or "@" (which SQLAlchemy accepts) is still masked whole.
+# next whitespace or quote; its userinfo ends at the last "@", so a password holding an
+# unencoded "/", "?" or "#" is still masked whole. (Config refuses such URLs, and an
+# unencoded "@", since drivers disagree on where the password ends.)
 _URL = re.compile(r"(?<![A-Za-z0-9+.\-])(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]{0,30})://(?P<rest>[^\s'\"<>]*)")
 _QUERY_SECRET = re.compile(rf"(?i)([?&;]{_KEY}=)([^&;#\s'\"]*)")
 # libpq key=value strings and env-style assignments: password=..., PGPASSWORD='...'.
-_KV_SECRET = re.compile(
-    rf"(?i)(\b{_KEY}\s*=\s*)('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|(?:\\.|[^\s,;&)\\])+)"
-)
+_KV_SECRET = re.compile(rf"(?i)(\b{_KEY}\s*=\s*)('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|(?:\\.|[^\s\\])+)")
 # JSON and Python reprs: "password": "...", 'password': '...'.
 _MAPPING_SECRET = re.compile(
     rf"(?i)((?P<q>[\"']){_KEY}(?P=q)\s*:\s*)(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')"
 )
 _BEARER = re.compile(r"(?i)\b((?:bearer|token|basic)\s+)[A-Za-z0-9._~+/=\-]{6,}")
+# Redis echoes a command's arguments in errors ("unknown command 'HELLO', with args beginning
+# with: '3' 'AUTH' 'default' 'PASSWORD'"), cut at 128 characters: mask all that follows AUTH.
+_AUTH_ARGS = re.compile(r"(\bAUTH\b['\"`]?[ \t,]+)[^\r\n]*")
 _API_KEY_LIKE = re.compile(r"\b(sk|pk|rk|xox[abp])-[A-Za-z0-9_\-]{8,}")
 
 _known_secrets: dict[str, re.Pattern[str]] = {}
@@ -131,6 +133,7 @@ def redact(text: object) -> str:
     out = _KV_SECRET.sub(_mask_value, out)
     out = _MAPPING_SECRET.sub(lambda m: m.group(1) + m.group(3)[0] + MASK + m.group(3)[0], out)
     out = _BEARER.sub(lambda m: m.group(1) + MASK, out)
+    out = _AUTH_ARGS.sub(lambda m: m.group(1) + MASK, out)
     return _API_KEY_LIKE.sub(lambda m: f"{m.group(1)}-{MASK}", out)
 
 

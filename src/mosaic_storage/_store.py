@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 from types import TracebackType
@@ -20,6 +19,7 @@ from ._config import (
     check_storage_url,
     url_scheme,
 )
+from ._detect import REMEDIATIONS, postgres_connect_error, raise_for_failure, run_probes
 from ._errors import ConfigError, SchemaError, TierDetectionError
 from ._extras import require
 from ._redact import redact, remember_secrets_in_url
@@ -155,23 +155,26 @@ def open_store(
         db_url = server.url
     else:
         db_url = url
-    if scheme == "sqlite":
-        if config.storage.schema is not None:
+    try:
+        if scheme == "sqlite" and config.storage.schema is not None:
             raise ConfigError(
                 "a schema is a PostgreSQL setting; SQLite has none",
                 field="storage.schema",
                 source=str(config.source) if config.source else None,
-                remediation="remove storage.schema, or use a postgresql:// URL",
+                remediation=REMEDIATIONS["schema_on_sqlite"],
             )
-        engine = _sqlite_engine(db_url)
-    else:
-        engine = _postgres_engine(db_url, config.storage)
+        if tier_given:
+            # Fail fast, with the words `mosaic doctor` would use, before any driver traceback.
+            raise_for_failure(run_probes(config, timeout=None, storage_url=db_url))
+        engine = _sqlite_engine(db_url) if scheme == "sqlite" else _postgres_engine(db_url, config.storage)
+    except BaseException:
+        if closer is not None:
+            closer()
+        raise
     try:
         capabilities = _probe(engine, config, tier_given=tier_given)
         tier = config.tier if tier_given else _inferred_tier(scheme, capabilities)
         setattr(engine.dialect, VECTOR_FLAG, capabilities.vector)
-        if tier_given:
-            _check_tier(tier, config, capabilities)
     except BaseException:
         engine.dispose()
         if closer is not None:
@@ -238,35 +241,12 @@ def _postgres_engine(url: str, storage: StorageConfig) -> Engine:
     )
 
 
-def _connect_error(err: Exception, engine: Engine) -> TierDetectionError:
-    """Wrap a driver's connection failure: name the service and say what to do."""
-    service = "sqlite" if engine.dialect.name == "sqlite" else "postgres"
-    detail = redact(getattr(err, "orig", None) or err).strip().splitlines()
-    first = detail[0] if detail else type(err).__name__
-    text = " ".join(detail)
-    if service == "sqlite":
-        remediation = "check that the file is a SQLite database and its directory is writable"
-    elif "password authentication failed" in text or "no password supplied" in text:
-        remediation = "check the user name and password in the storage URL"
-    elif "does not exist" in text and "database" in text:
-        remediation = "create the database (createdb NAME) or fix the database name in the URL"
-    elif "timeout" in text.lower():
-        remediation = "the server did not answer in time: check host, port and firewall"
-    else:
-        remediation = "check that PostgreSQL is running and that host and port in the URL are right"
-    return TierDetectionError(
-        f"cannot connect to {redact(engine.url.render_as_string(hide_password=True))}: {first}",
-        service=service,
-        remediation=remediation,
-    )
-
-
 def _probe(engine: Engine, config: MosaicConfig, *, tier_given: bool) -> Capabilities:
     try:
         with engine.connect() as conn:
             if engine.dialect.name == "sqlite":
                 version = str(conn.exec_driver_sql("select sqlite_version()").scalar())
-                meta = _read_meta(conn)
+                meta = read_meta(conn)
                 return Capabilities(
                     dialect="sqlite",
                     server_version=version,
@@ -284,14 +264,22 @@ def _probe(engine: Engine, config: MosaicConfig, *, tier_given: bool) -> Capabil
             available = conn.exec_driver_sql(
                 "select 1 from pg_available_extensions where name = 'vector'"
             ).scalar()
-            meta = _read_meta(conn, config.storage.schema)
+            meta = read_meta(conn, config.storage.schema)
     except sa.exc.OperationalError as err:
-        raise _connect_error(err, engine) from None
+        if engine.dialect.name == "sqlite":
+            raise TierDetectionError(
+                f"cannot open {engine.url.database}: {redact(err.orig)}",
+                service="sqlite",
+                remediation=REMEDIATIONS["sqlite_not_database"],
+            ) from None
+        raise postgres_connect_error(err.orig, str(engine.url), config.storage.connect_timeout) from None
     except sa.exc.DBAPIError as err:
         raise TierDetectionError(
             f"connected, but could not read what the database offers: {redact(err.orig).strip()}",
             service="sqlite" if engine.dialect.name == "sqlite" else "postgres",
-            remediation="check that the file is a Mosaic store (or empty) and the user may read it",
+            remediation=REMEDIATIONS["sqlite_not_database"]
+            if engine.dialect.name == "sqlite"
+            else "check that the database user may read the Mosaic tables",
         ) from None
     if "embedding_storage" in meta:
         vector = meta["embedding_storage"] == "vector"
@@ -309,7 +297,7 @@ def _probe(engine: Engine, config: MosaicConfig, *, tier_given: bool) -> Capabil
     )
 
 
-def _read_meta(conn: sa.Connection, schema: str | None = None) -> dict[str, str]:
+def read_meta(conn: sa.Connection, schema: str | None = None) -> dict[str, str]:
     # Qualified by the configured schema: never a store of the same name elsewhere on the path.
     if not sa.inspect(conn).has_table(META_TABLE, schema=schema):
         return {}
@@ -322,58 +310,6 @@ def _meta_dim(meta: dict[str, str], config: MosaicConfig) -> int:
     if "embedding_dim" in meta:
         return int(meta["embedding_dim"])
     return config.memory.embedder.dim
-
-
-def _check_tier(tier: StorageTier, config: MosaicConfig, capabilities: Capabilities) -> None:
-    """Fail fast at start-up when the configured tier cannot run on what was found."""
-    if tier is not StorageTier.LOCAL and capabilities.dialect == "sqlite":
-        raise TierDetectionError(
-            f"the {tier.value} tier needs PostgreSQL, but storage.url is a SQLite file",
-            service="config",
-            remediation="set storage.url to postgresql://..., or use tier 'local'",
-        )
-    if tier is StorageTier.FEDERATED and not capabilities.vector:
-        remediation = (
-            "run CREATE EXTENSION vector; in the database"
-            if capabilities.vector_available
-            else "install pgvector for this PostgreSQL server (e.g. apt install "
-            "postgresql-NN-pgvector), then CREATE EXTENSION vector"
-        )
-        raise TierDetectionError(
-            "the federated tier needs pgvector, which this database does not use",
-            service="pgvector",
-            remediation=remediation,
-        )
-    if tier is not StorageTier.LOCAL:
-        if config.queue.type is not QueueType.REDIS or not config.queue.url:
-            raise TierDetectionError(
-                f"the {tier.value} tier needs a Redis/Valkey queue",
-                service="config",
-                remediation="set queue.url (or MOSAIC_REDIS_URL) to redis://HOST:6379/0",
-            )
-        _ping_redis(config.queue.url, timeout=config.storage.connect_timeout)
-
-
-def _ping_redis(url: str, *, timeout: float) -> None:
-    redis = require("redis", extra="redis", purpose="the Redis queue")
-    client = None
-    try:
-        client = redis.Redis.from_url(
-            url.replace("valkey://", "redis://", 1).replace("valkeys://", "rediss://", 1),
-            socket_connect_timeout=timeout,
-            socket_timeout=timeout,
-        )
-        client.ping()
-    except Exception as err:
-        raise TierDetectionError(
-            f"cannot reach {redact(url)}: {redact(err)}",
-            service="redis",
-            remediation="check that Redis/Valkey is running and the queue URL is right",
-        ) from None
-    finally:
-        if client is not None:
-            with contextlib.suppress(Exception):
-                client.close()
 
 
 def require_schema_current(store: Store) -> None:

@@ -459,7 +459,7 @@ def test_an_unreachable_target_fails_with_the_doctors_remediation(sqlite_source,
     with pytest.raises(ms.TierDetectionError) as caught:
         run(sqlite_source, closed_port_url)
     assert caught.value.service == "postgres"
-    assert "check that PostgreSQL is running" in (caught.value.remediation or "")
+    assert "PostgreSQL" in (caught.value.remediation or ""), "the remediation open_store (the doctor) gives"
 
 
 def test_a_vector_target_without_pgvector_is_refused_before_any_write(sqlite_source, pgvector_url):

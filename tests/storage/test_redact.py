@@ -105,9 +105,14 @@ def test_no_secret_reaches_captured_logs(scheme, secret):
     ],
 )
 def test_passwords_with_unencoded_reserved_characters_are_masked(url):
-    config = ms.config_from_dict({"storage": {"url": url}})
-    for rendered in (redact(url), repr(config), str(config.redacted())):
-        assert "Leak" not in rendered
+    assert "Leak" not in redact(url)
+    try:
+        config = ms.config_from_dict({"storage": {"url": url}})
+    except ms.ConfigError as err:  # refused as ambiguous: the message must not leak either
+        rendered = [str(err), repr(err)]
+    else:
+        rendered = [repr(config), str(config.redacted())]
+    assert all("Leak" not in text for text in rendered)
 
 
 def test_secrets_in_dict_reprs_env_assignments_and_base_urls_are_masked():
@@ -151,3 +156,31 @@ def test_queue_url_with_unencoded_characters_in_the_password_is_refused_redacted
     with pytest.raises(ms.ConfigError, match="percent-encode") as info:
         ms.config_from_dict({"queue": {"url": "redis://:Sec/ret99x@127.0.0.1:6379/0"}})
     assert "ret99x" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://admin:Tr0ub4dor@horse-battery-staple@127.0.0.1:1/db",
+        "postgresql://127.0.0.1:1/db?user=u&password=p@ssword22",
+        "postgresql://u:a b@127.0.0.1:1/db",
+    ],
+)
+def test_ambiguous_credentials_are_refused_without_echoing_the_url(url):
+    with pytest.raises(ms.ConfigError, match="percent-encode") as info:
+        ms.config_from_dict({"storage": {"url": url}})
+    text = str(info.value) + repr(info.value)
+    for fragment in ("horse-battery", "ssword22", "Tr0ub4dor", "a b@"):
+        assert fragment not in text
+
+
+def test_redis_auth_arguments_echoed_by_the_server_are_masked():
+    long_secret = "LngA1b2C3d4" * 15
+    echoed = f"unknown command 'HELLO', with args beginning with: '3' 'AUTH' 'default' '{long_secret[:100]}'"
+    assert long_secret[:20] not in redact(echoed)
+    assert "pw'" not in redact("with args beginning with: 'AUTH' 'default' 'pw'")
+
+
+def test_queue_config_validates_its_url_when_built_directly():
+    with pytest.raises(ms.ConfigError):
+        ms.QueueConfig(type=ms.QueueType.REDIS, url="http://:Sec@h/0")
