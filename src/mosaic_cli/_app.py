@@ -13,6 +13,7 @@ import mosaic_storage as ms
 
 from ._brain import mission_app, project_app, task_app
 from ._doctor import doctor
+from ._migrate import migrate_tier
 from ._output import EXIT_USAGE, console, fail, handle_errors, print_json
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(project_app, name="project")
 app.add_typer(mission_app, name="mission")
 app.add_typer(task_app, name="task")
+app.command("migrate-tier")(migrate_tier)
 
 ConfigOption = Annotated[
     Path | None,
