@@ -10,6 +10,7 @@ import typer
 
 import mosaic_storage as ms
 
+from ._memory import memory_app, pref_app
 from ._output import EXIT_USAGE, console, fail, handle_errors, print_json
 
 app = typer.Typer(
@@ -21,6 +22,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Schema migrations: upgrade, current, downgrade.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(memory_app, name="memory")
+app.add_typer(pref_app, name="pref")
 
 ConfigOption = Annotated[
     Path | None,
@@ -97,23 +100,34 @@ def quickstart(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Create a local store, migrate it, write and read back sample rows, and say what happened."""
+    """Create a local store, migrate it, write and read back sample rows, add and search memories."""
+    from mosaic_memory import memory_quickstart
     from mosaic_storage._config import default_data_dir
 
     db_path = path or default_data_dir() / "quickstart.db"
     with ms.open_store(f"sqlite:///{db_path}") as store:
         report = ms.quickstart(store)
+        memory = memory_quickstart(store)
+    steps = [(s.action, s.detail) for s in report.steps]
+    steps.append(("memory", f"{memory.insights} insights for {memory.user_id} ({memory.backend} store)"))
+    best = f"{memory.hits[0].text!r} (score {memory.hits[0].score:.3f})" if memory.hits else "no hits"
+    steps.append(("search", f"{memory.query!r} -> {best}"))
     if as_json:
         print_json(
             {
                 "url": report.url,
                 "revision": report.revision,
-                "steps": [{"action": s.action, "detail": s.detail} for s in report.steps],
+                "steps": [{"action": action, "detail": detail} for action, detail in steps],
+                "memory": {
+                    "user_id": memory.user_id,
+                    "query": memory.query,
+                    "hits": [{"id": h.id, "text": h.text, "score": h.score} for h in memory.hits],
+                },
             }
         )
         return
-    for step in report.steps:
-        console.print(f"[bold green]{step.action:>7}[/]  {step.detail}", highlight=False)
+    for action, detail in steps:
+        console.print(f"[bold green]{action:>7}[/]  {detail}", highlight=False)
     console.print("\nNext: `mosaic init` writes a config; see the docs' getting-started page.")
 
 
