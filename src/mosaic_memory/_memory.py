@@ -610,21 +610,11 @@ class Insights:
                     changed.append(target)
 
             if new_rows:
-                conn.execute(sa.insert(INSIGHTS), builtins.list(new_rows.values()))
+                self._insert_rows(conn, builtins.list(new_rows.values()))
             if updates:
-                conn.execute(
-                    sa.update(INSIGHTS)
-                    .where(INSIGHTS.c.id == sa.bindparam("b_id"))
-                    .values(
-                        text=sa.bindparam("b_text"),
-                        text_hash=sa.bindparam("b_text_hash"),
-                        category=sa.bindparam("b_category"),
-                        metadata=sa.bindparam("b_metadata", type_=INSIGHTS.c.metadata.type),
-                        embedding=sa.bindparam("b_embedding", type_=INSIGHTS.c.embedding.type),
-                        updated_at=now,
-                    ),
-                    updates,
-                )
+                for update in updates:
+                    update["b_updated_at"] = now
+                self._update_rows(conn, updates)
             conn.execute(sa.insert(HISTORY), history)
             generation = self._bump(conn, user_id)
         written = [*new_rows, *changed]
@@ -633,6 +623,26 @@ class Insights:
         )
         self._written(user_id, generation, upserts=(written, vectors_written))
         return targets
+
+    def _insert_rows(self, conn: sa.Connection, rows: builtins.list[dict[str, Any]]) -> None:
+        """Insert new insights (one statement, many parameter sets)."""
+        conn.execute(sa.insert(INSIGHTS), rows)
+
+    def _update_rows(self, conn: sa.Connection, updates: builtins.list[dict[str, Any]]) -> None:
+        """Rewrite merged insights: ``b_``-prefixed keys, one parameter set per insight."""
+        conn.execute(
+            sa.update(INSIGHTS)
+            .where(INSIGHTS.c.id == sa.bindparam("b_id"))
+            .values(
+                text=sa.bindparam("b_text"),
+                text_hash=sa.bindparam("b_text_hash"),
+                category=sa.bindparam("b_category"),
+                metadata=sa.bindparam("b_metadata", type_=INSIGHTS.c.metadata.type),
+                embedding=sa.bindparam("b_embedding", type_=INSIGHTS.c.embedding.type),
+                updated_at=sa.bindparam("b_updated_at", type_=INSIGHTS.c.updated_at.type),
+            ),
+            updates,
+        )
 
     @staticmethod
     def _history_row(
@@ -848,13 +858,14 @@ class Insights:
             ranked = ranked[:limit]
             rows = {}
             if ranked:
+                # By primary key alone: with user_id in the WHERE clause SQLite walks the user's
+                # index instead. The user check is kept, in Python, as a second line of defence.
                 rows = {
                     row.id: row
                     for row in conn.execute(
-                        sa.select(*_INSIGHT_COLUMNS).where(
-                            INSIGHTS.c.user_id == user_id, INSIGHTS.c.id.in_([hit[0] for hit in ranked])
-                        )
+                        sa.select(*_INSIGHT_COLUMNS).where(INSIGHTS.c.id.in_([hit[0] for hit in ranked]))
                     )
+                    if row.user_id == user_id
                 }
         return [
             InsightHit(

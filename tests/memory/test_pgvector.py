@@ -45,6 +45,11 @@ def test_filtered_search_finds_the_true_neighbours_of_small_and_large_owners(vec
             found += len(truth & {h.id for h in hits})
         return found / (10 * len(queries))
 
+    # Dedupe for an owner above the exact cap probes through HNSW and still finds the twin.
+    twin = big[5] + rng.normal(scale=0.01, size=dim).astype(np.float32)
+    assert insights.add("big row 5 again", user_id="big", embedding=twin) == big_ids[5]
+    assert insights.add("small row 5 again", user_id="small", embedding=small[5] * 2) == small_ids[5]
+
     queries = (centres[rng.integers(0, 40, 20)] + rng.normal(scale=0.6, size=(20, dim))).astype(np.float32)
     assert recall("small", small_ids, small, queries) == 1.0
     assert recall("big", big_ids, big, queries) >= 0.9
