@@ -10,6 +10,7 @@ from ._errors import EmbedderMismatchError, NotFoundError
 from ._filters import compile_filters
 from ._memory import UNSET, Insights, Memory, Preferences, Skills
 from ._open import open_memory
+from ._openai import EmbedderError, OpenAICompatibleEmbedder
 from ._protocols import InsightStore, MemoryStore, PreferenceStore, SkillStore
 from ._quickstart import MemoryQuickstart, memory_quickstart
 from ._records import HistoryEntry, Insight, InsightHit, NewInsight, Preference, Skill, to_dict
@@ -18,6 +19,7 @@ from ._reembed import reembed
 __all__ = [
     "UNSET",
     "Embedder",
+    "EmbedderError",
     "EmbedderMismatchError",
     "HashingEmbedder",
     "HistoryEntry",
@@ -30,6 +32,7 @@ __all__ = [
     "MemoryStore",
     "NewInsight",
     "NotFoundError",
+    "OpenAICompatibleEmbedder",
     "Preference",
     "PreferenceStore",
     "Preferences",

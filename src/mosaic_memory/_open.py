@@ -26,8 +26,16 @@ def embedder_from_config(config: ms.MosaicConfig) -> Embedder:
     settings = config.memory.embedder
     if settings.type == "hashing":
         return HashingEmbedder(settings.dim)
+    if settings.type == "openai" and settings.base_url and settings.model:
+        import os
+
+        from ._openai import OpenAICompatibleEmbedder
+
+        api_key = os.environ.get("MOSAIC_EMBEDDER_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        return OpenAICompatibleEmbedder(settings.base_url, settings.model, settings.dim, api_key=api_key)
     raise ms.ConfigError(
-        f"unknown embedder type {settings.type!r}; allowed values: hashing",
+        f"unknown or incomplete embedder {settings.type!r}; allowed values: hashing, "
+        "openai (with base_url and model)",
         source=str(config.source) if config.source else None,
         field="memory.embedder.type",
     )
