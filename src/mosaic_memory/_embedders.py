@@ -46,6 +46,7 @@ class HashingEmbedder:
             raise ValueError(f"dim must be at least 8, got {dim}")
         self._dim = dim
         self._feature = functools.lru_cache(maxsize=200_000)(self._feature_uncached)
+        self._word = functools.lru_cache(maxsize=200_000)(self._word_features)
 
     @property
     def name(self) -> str:
@@ -62,7 +63,7 @@ class HashingEmbedder:
         digest = zlib.crc32(feature.encode())
         return digest % self._dim, 1.0 if digest & 0x80000000 else -1.0
 
-    def _word_features(self, word: str) -> list[tuple[int, float]]:
+    def _word_features(self, word: str) -> tuple[tuple[int, ...], tuple[float, ...]]:
         features = [self._feature("w:" + word)]
         padded = f"<{word}>"
         grams = [padded[i : i + 3] for i in range(len(padded) - 2)]
@@ -71,7 +72,8 @@ class HashingEmbedder:
         for gram in grams:
             column, sign = self._feature("g:" + gram)
             features.append((column, sign * scale))
-        return features
+        columns, values = zip(*features, strict=True)
+        return columns, values
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         if isinstance(texts, str):
@@ -80,14 +82,18 @@ class HashingEmbedder:
         rows: list[int] = []
         columns: list[int] = []
         values: list[float] = []
+        word_features = self._word
         for row, text in enumerate(texts):
             for word in _WORD.findall(text.lower()):
-                for column, value in self._word_features(word):
-                    rows.append(row)
-                    columns.append(column)
-                    values.append(value)
+                word_columns, word_values = word_features(word)
+                rows += [row] * len(word_columns)
+                columns += word_columns
+                values += word_values
         if rows:
-            np.add.at(out, (np.asarray(rows), np.asarray(columns)), np.asarray(values, dtype=np.float32))
+            # bincount sums repeated (row, column) cells like np.add.at, an order of magnitude faster.
+            cells = np.asarray(rows, dtype=np.int64) * self._dim + np.asarray(columns, dtype=np.int64)
+            sums = np.bincount(cells, weights=np.asarray(values, dtype=np.float64), minlength=out.size)
+            out = sums.astype(np.float32).reshape(out.shape)
         return normalize_rows(out)
 
 

@@ -528,7 +528,14 @@ class Insights:
                 exact = {row.text_hash: row.id for row in rows}
                 if threshold <= 1.0:
                     nearest = self._nearest(conn, user_id, vectors)
-            in_batch = vectors @ vectors.T if dedupe and len(items) > 1 else None
+            # Each item's most similar earlier item of the batch, all at once (lower triangle only).
+            earlier_best = np.full(len(items), -1, dtype=np.intp)
+            earlier_sim = np.full(len(items), -2.0, dtype=np.float32)
+            if dedupe and len(items) > 1:
+                in_batch = vectors @ vectors.T
+                in_batch[np.triu_indices(len(items))] = -2.0
+                earlier_best = np.argmax(in_batch, axis=1)
+                earlier_sim = in_batch[np.arange(len(items)), earlier_best]
 
             # Decide, item by item, whether it is new or merges into an earlier or stored insight.
             targets: builtins.list[str] = []
@@ -538,10 +545,8 @@ class Insights:
                 target = exact.get(hashes[i]) if dedupe else None
                 if dedupe and target is None:
                     best = nearest[i] or ("", -1.0)
-                    if in_batch is not None and i:
-                        j = int(np.argmax(in_batch[i, :i]))
-                        if in_batch[i, j] > best[1]:
-                            best = (targets[j], float(in_batch[i, j]))
+                    if i and earlier_sim[i] > best[1]:
+                        best = (targets[int(earlier_best[i])], float(earlier_sim[i]))
                     if best[1] >= threshold:
                         target = best[0]
                 if target is None:
