@@ -13,6 +13,7 @@ import mosaic_storage as ms
 
 from ._brain import mission_app, project_app, task_app
 from ._doctor import doctor
+from ._memory import memory_app, pref_app
 from ._migrate import migrate_tier
 from ._output import EXIT_USAGE, console, fail, handle_errors, print_json
 
@@ -30,6 +31,8 @@ app.add_typer(project_app, name="project")
 app.add_typer(mission_app, name="mission")
 app.add_typer(task_app, name="task")
 app.command("migrate-tier")(migrate_tier)
+app.add_typer(memory_app, name="memory")
+app.add_typer(pref_app, name="pref")
 
 ConfigOption = Annotated[
     Path | None,
@@ -111,23 +114,34 @@ def quickstart(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Create a local store, migrate it, write and read back sample rows, and say what happened."""
+    """Create a local store, migrate it, write and read back sample rows, add and search memories."""
+    from mosaic_memory import memory_quickstart
     from mosaic_storage._config import default_data_dir
 
     db_path = path or default_data_dir() / "quickstart.db"
     with ms.open_store(f"sqlite:///{db_path}") as store:
         report = ms.quickstart(store)
+        memory = memory_quickstart(store)
+    steps = [(s.action, s.detail) for s in report.steps]
+    steps.append(("memory", f"{memory.insights} insights for {memory.user_id} ({memory.backend} store)"))
+    best = f"{memory.hits[0].text!r} (score {memory.hits[0].score:.3f})" if memory.hits else "no hits"
+    steps.append(("search", f"{memory.query!r} -> {best}"))
     if as_json:
         print_json(
             {
                 "url": report.url,
                 "revision": report.revision,
-                "steps": [{"action": s.action, "detail": s.detail} for s in report.steps],
+                "steps": [{"action": action, "detail": detail} for action, detail in steps],
+                "memory": {
+                    "user_id": memory.user_id,
+                    "query": memory.query,
+                    "hits": [{"id": h.id, "text": h.text, "score": h.score} for h in memory.hits],
+                },
             }
         )
         return
-    for step in report.steps:
-        console.print(f"[bold green]{step.action:>7}[/]  {step.detail}", highlight=False)
+    for action, detail in steps:
+        console.print(f"[bold green]{action:>7}[/]  {detail}", highlight=False)
     console.print("\nNext: `mosaic init` writes a config; see the docs' getting-started page.")
 
 

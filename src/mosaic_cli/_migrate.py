@@ -59,7 +59,7 @@ def migrate_tier(
     from mosaic_storage.migrate import migrate_tier as run
 
     size = batch_size or DEFAULT_BATCH_SIZE
-    with SqlAlchemySource(from_url) as source, PostgresTarget(to_url) as target:
+    with SqlAlchemySource(from_url) as source, PostgresTarget(to_url, create=not dry_run) as target:
         plan = run(source, target, dry_run=True, batch_size=size, init_target=init_target)
         if dry_run:
             _show(plan, as_json)

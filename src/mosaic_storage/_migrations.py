@@ -21,6 +21,10 @@ HNSW_INDEX = "ix_insights_embedding_hnsw"
 # pgvector's HNSW indexes `vector` up to 2,000 dimensions and `halfvec` up to 4,000.
 HNSW_MAX_VECTOR_DIM = 2000
 HNSW_MAX_HALFVEC_DIM = 4000
+# Keyword search is backend-specific and lives outside the models (see revision 0002).
+FTS_TABLE = "insights_fts"
+SEARCH_VECTOR_COLUMN = "search_vector"
+SEARCH_VECTOR_INDEX = "ix_insights_search_vector"
 _OPTION_KEYS = ("mosaic_vector", "mosaic_embedding_dim")
 
 
@@ -203,8 +207,16 @@ def schema_diff(store: Store) -> list[Any]:
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-    """What autogenerate compares: every Mosaic table, except indexes that depend on the backend."""
-    if type_ == "index" and name == HNSW_INDEX:
+    """What autogenerate compares: every Mosaic table, except objects that depend on the backend.
+
+    Those are the HNSW index (pgvector) and keyword search: the FTS5 table and its shadow
+    tables (SQLite), the generated tsvector column and its GIN index (PostgreSQL).
+    """
+    if type_ == "index" and name in (HNSW_INDEX, SEARCH_VECTOR_INDEX):
+        return False
+    if type_ == "table" and name is not None and name.startswith(FTS_TABLE) and compare_to is None:
+        return False
+    if type_ == "column" and name == SEARCH_VECTOR_COLUMN and compare_to is None:
         return False
     return not (type_ == "table" and reflected and compare_to is None and name == VERSION_TABLE)
 

@@ -65,6 +65,7 @@ TASK_PRIORITIES = ("low", "medium", "high", "critical")
 MISSION_STATUSES = ("planning", "active", "paused", "completed", "cancelled")
 MESSAGE_ROLES = ("system", "user", "assistant", "tool")
 PREFERENCE_SOURCES = ("user", "agent")
+INSIGHT_ACTIONS = ("add", "update", "merge", "delete")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_TIERS = ("hot", "warm", "cold")
 JOB_STATUSES = ("queued", "running", "done", "failed", "dead")
@@ -332,20 +333,62 @@ class Preference(Base):
 
 
 class Insight(Base):
-    """Something an agent learned about a user, with its embedding for semantic search."""
+    """Something an agent learned about a user, with its embedding for semantic search.
+
+    Keyword search adds backend-specific objects outside this model: an FTS5 table kept in
+    sync by triggers on SQLite, a generated ``search_vector`` tsvector column on PostgreSQL.
+    """
 
     __tablename__ = "insights"
-    __table_args__ = (sa.Index(None, "user_id", "created_at"),)
+    __table_args__ = (
+        sa.Index(None, "user_id", "created_at"),
+        sa.Index(None, "user_id", "text_hash"),
+    )
 
     id: Mapped[str] = _id()
     user_id: Mapped[str] = mapped_column(sa.String(255))
     text: Mapped[str] = mapped_column(sa.Text)
+    text_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    """sha256 of ``text``: finds an exact duplicate without comparing long texts."""
     category: Mapped[str | None] = mapped_column(sa.String(100))
     source: Mapped[str] = mapped_column(sa.String(16), default="agent")
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
     embedding: Mapped[Any] = mapped_column(Embedding, nullable=True)
     created_at: Mapped[dt.datetime] = _created()
     updated_at: Mapped[dt.datetime] = _updated()
+
+
+class InsightHistory(Base):
+    """One change of an insight (added, updated, merged into, deleted): who, when, the old text.
+
+    No foreign key: the history of a deleted insight is kept.
+    """
+
+    __tablename__ = "insight_history"
+    __table_args__ = (
+        sa.Index(None, "insight_id", "changed_at"),
+        sa.Index(None, "user_id"),
+        _one_of("action", INSIGHT_ACTIONS, "action"),
+        _one_of("actor", PREFERENCE_SOURCES, "actor"),
+    )
+
+    id: Mapped[str] = _id()
+    insight_id: Mapped[str] = mapped_column(ID)
+    user_id: Mapped[str] = mapped_column(sa.String(255))
+    action: Mapped[str] = mapped_column(sa.String(16))
+    old_text: Mapped[str | None] = mapped_column(sa.Text)
+    new_text: Mapped[str | None] = mapped_column(sa.Text)
+    actor: Mapped[str] = mapped_column(sa.String(16))
+    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class InsightGeneration(Base):
+    """A per-user counter bumped by every insight write, so in-memory vector caches know when to refresh."""
+
+    __tablename__ = "insight_generations"
+
+    user_id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    generation: Mapped[int] = mapped_column(sa.BigInteger, default=0)
 
 
 class AgentLog(Base):

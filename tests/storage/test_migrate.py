@@ -240,6 +240,8 @@ def test_sqlite_to_pgvector_moves_every_durable_row(sqlite_source, pgvector_url)
     assert set(by_table["insights"].indexes_rebuilt) == {
         "ix_insights_embedding_hnsw",
         "ix_insights_user_id_created_at",
+        "ix_insights_user_id_text_hash",
+        "ix_insights_search_vector",
     }
     with ms.open_store(pgvector_url) as store:
         assert ms.schema_diff(store) == []
@@ -573,7 +575,8 @@ def test_array_embeddings_from_a_postgres_source(pgvector_server, pgvector_url):
 def test_search_index_tables_are_skipped(sqlite_source, pgvector_url):
     path = sa.make_url(sqlite_source).database
     with sqlite3.connect(path) as db:
-        db.execute("CREATE VIRTUAL TABLE insights_fts USING fts5(text, content='insights')")
+        # Schema 0002 already keeps insights_fts; this makes sure it has content to skip.
+        db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS insights_fts USING fts5(text, content='insights')")
         db.execute("INSERT INTO insights_fts(insights_fts) VALUES ('rebuild')")
 
     report = run(sqlite_source, pgvector_url, init_target=True)
@@ -782,3 +785,34 @@ def test_property_generated_rows_migrate_to_an_equal_copy(
         assert target_digests(target) == source_digests(source)
     finally:
         pgvector_server.drop_database(target)
+
+
+def test_a_runs_bookkeeping_rows_in_the_source_are_never_copied_or_executed(sqlite_source, pgvector_url):
+    path = sa.make_url(sqlite_source).database
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "INSERT INTO store_meta (key, value, updated_at) VALUES "
+            "('migrate_tier.deferred_index.messages:evil', 'DROP TABLE messages CASCADE', CURRENT_TIMESTAMP)"
+        )
+    report = run(sqlite_source, pgvector_url, init_target=True)
+    assert report.ok
+    with psycopg.connect(pgvector_url) as conn:
+        assert conn.execute("SELECT to_regclass('messages') IS NOT NULL").fetchone() == (True,)
+        keys = {row[0] for row in conn.execute("SELECT key FROM store_meta").fetchall()}
+    assert not any(key.startswith("migrate_tier.") for key in keys)
+
+
+def test_source_tables_that_normalise_to_one_name_are_refused(sqlite_source, pgvector_url):
+    path = sa.make_url(sqlite_source).database
+    with sqlite3.connect(path) as db:
+        db.execute('CREATE TABLE "agentLogs" (id text primary key)')
+        db.execute("INSERT INTO \"agentLogs\" VALUES ('x')")
+    with pytest.raises(ms.MigrationError, match="agentLogs"):
+        run(sqlite_source, pgvector_url, init_target=True)
+
+
+def test_a_dry_run_never_creates_an_embedded_target(sqlite_source, tmp_path):
+    target = tmp_path / "not-there"
+    with pytest.raises(ms.MigrationError, match="dry run creates nothing"):
+        PostgresTarget(f"embedded://{target}", create=False)
+    assert not target.exists()

@@ -13,7 +13,7 @@ from mosaic_storage.schema import Insight, Preference, Project, User, metadata
 
 def test_empty_database_has_no_revision(store):
     assert ms.current(store) is None
-    assert ms.head() == "0001"
+    assert ms.head() == "0002"
 
 
 def test_upgrade_builds_exactly_the_models(migrated_store):
@@ -148,3 +148,35 @@ def test_schema_diff_notices_bytes_where_vectors_belong(pgvector_store):
         conn.exec_driver_sql("DROP INDEX ix_insights_embedding_hnsw")
         conn.exec_driver_sql("ALTER TABLE insights ALTER COLUMN embedding TYPE bytea USING NULL")
     assert any("modify_type" in str(entry) for entry in ms.schema_diff(pgvector_store))
+
+
+def test_0002_backfills_keyword_search_and_text_hashes_and_downgrades(store):
+    ms.upgrade(store, "0001")
+    with Session(store.engine) as session, session.begin():
+        session.execute(
+            sa.text(
+                "INSERT INTO insights (id, user_id, text, source, metadata, created_at, updated_at) "
+                "VALUES ('i1', 'u1', 'enjoys hiking in the alps', 'agent', '{}', "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+    assert ms.upgrade(store) == "0002"
+    assert ms.schema_diff(store) == []
+    if store.dialect == "sqlite":
+        match = (
+            "SELECT i.id FROM insights_fts f JOIN insights i ON i.rowid = f.rowid "
+            "WHERE insights_fts MATCH 'hike'"
+        )
+    else:
+        match = "SELECT id FROM insights WHERE search_vector @@ to_tsquery('english', 'hike')"
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text(match)).scalars().all() == ["i1"]
+        assert conn.execute(sa.text("SELECT text_hash FROM insights")).scalar() is not None
+    assert ms.downgrade(store, "0001") == "0001"
+    names = set(sa.inspect(store.engine).get_table_names())
+    assert "insight_history" not in names and "insights_fts" not in names
+    columns = {c["name"] for c in sa.inspect(store.engine).get_columns("insights")}
+    assert "text_hash" not in columns and "search_vector" not in columns
+    assert ms.upgrade(store) == "0002"
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text(match)).scalars().all() == ["i1"]

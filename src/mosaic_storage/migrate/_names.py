@@ -16,7 +16,8 @@ SEARCH_INDEX_REASON = "search index of the source (SQLite FTS5); the target buil
 # Rows of these tables describe the physical database they live in, not user data: the
 # target records its own embedding storage and dimension when its schema is created.
 EXCLUDED_ROWS: dict[str, tuple[str, frozenset[str]]] = {
-    "store_meta": ("key", frozenset({"embedding_storage", "embedding_dim"})),
+    # migrate_tier.* keys are a run's own bookkeeping (deferred index definitions): never data.
+    "store_meta": ("key", frozenset({"embedding_storage", "embedding_dim", "migrate_tier.*"})),
 }
 
 # The tables SQLite's FTS5 keeps behind each virtual table.

@@ -50,12 +50,19 @@ class PostgresTarget:
     float32 bytes elsewhere (standalone tier).
     """
 
-    def __init__(self, target: str | os.PathLike[str] | Store) -> None:
+    def __init__(self, target: str | os.PathLike[str] | Store, *, create: bool = True) -> None:
         if isinstance(target, Store):
             self._store = target
             self._owned = False
         else:
-            self._store = open_store(os.fspath(target))
+            url = os.fspath(target)
+            data_dir = url.partition("://")[2]
+            if not create and url.startswith("embedded://") and not os.path.isdir(data_dir):
+                raise MigrationError(
+                    f"the embedded target {data_dir} does not exist, and a dry run creates nothing",
+                    remediation="run without --dry-run (with --init-target) to create and fill it",
+                )
+            self._store = open_store(url)
             self._owned = True
         if self._store.dialect != "postgresql":
             url = self._store.url
@@ -266,7 +273,7 @@ class PostgresTarget:
             # Room to build the HNSW graph in memory: much faster than spilling to disk.
             conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
             for key, definition in rows:
-                conn.execute(definition)
+                conn.execute(_checked_index_definition(str(key), str(definition)))
                 conn.execute("DELETE FROM store_meta WHERE key = %s", (key,))
         return tuple(str(key).rpartition(":")[2] for key, _ in rows)
 
@@ -518,3 +525,25 @@ def _key_index(key: Sequence[str], columns: Sequence[str]) -> int:
         if name in columns:
             return list(columns).index(name)
     return 0
+
+
+_INDEX_DEFINITION = re.compile(r"CREATE INDEX (?P<name>\S+) ON (?P<table>\S+) USING [^;]+")
+
+
+def _checked_index_definition(key: str, definition: str) -> str:
+    """The saved definition as ``CREATE INDEX IF NOT EXISTS``, after checking it is one.
+
+    Only the run itself writes these rows (they are never copied from a source), but SQL read
+    back from a table is checked before it runs: one plain CREATE INDEX of the named index.
+    """
+    match = _INDEX_DEFINITION.fullmatch(definition)
+    expected = key.rpartition(":")[2]
+    if match is None or match.group("name").strip('"') != expected:
+        raise MigrationError(
+            f"store_meta entry {key!r} is not the definition of index {expected!r}",
+            remediation=(
+                "delete that store_meta row, then recreate the index from the Mosaic schema "
+                "(mosaic db downgrade/upgrade on an empty target, or CREATE INDEX by hand)"
+            ),
+        )
+    return definition.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1)

@@ -10,7 +10,8 @@ import attrs
 
 Row = tuple[Any, ...]
 RowFilter = tuple[str, frozenset[str]]
-"""``(column, values)``: leave out rows whose ``column`` is one of ``values``."""
+"""``(column, values)``: leave out rows whose ``column`` is one of ``values``; a value ending
+in ``*`` leaves out every row whose ``column`` starts with what precedes the star."""
 
 
 @attrs.frozen

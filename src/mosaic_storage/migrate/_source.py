@@ -147,7 +147,13 @@ class SqlAlchemySource:
             for raw in self._raw_tables():
                 if raw in index or raw.startswith("sqlite_"):
                     continue
-                names.setdefault(snake_case(raw), raw)
+                snake = snake_case(raw)
+                if snake in names:
+                    raise MigrationError(
+                        f"source tables {names[snake]!r} and {raw!r} both normalise to {snake!r}",
+                        remediation="rename or drop one of them in the source, then run again",
+                    )
+                names[snake] = raw
             self._names = names
         return self._names
 
@@ -170,8 +176,9 @@ class SqlAlchemySource:
                 names = [str(row[1]) for row in rows]
             else:
                 rows = self._query(
+                    # Generated columns (the search tsvector) are derived: the target derives its own.
                     "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
-                    "AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                    "AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
                     (_quote(raw),),
                     table=table,
                 )
@@ -228,8 +235,14 @@ class SqlAlchemySource:
         raw = self._columns(table).get(column)
         if raw is None or not values:
             return "", []
-        marks = ", ".join([self._param] * len(values))
-        return f" WHERE {_quote(raw)} NOT IN ({marks})", sorted(values)
+        exact = sorted(value for value in values if not value.endswith("*"))
+        prefixes = sorted(value[:-1] for value in values if value.endswith("*"))
+        column_sql = _quote(raw)
+        clauses = []
+        if exact:
+            clauses.append(f"{column_sql} NOT IN ({', '.join([self._param] * len(exact))})")
+        clauses += [f"substr({column_sql}, 1, {len(prefix)}) <> {self._param}" for prefix in prefixes]
+        return " WHERE " + " AND ".join(clauses), [*exact, *prefixes]
 
     def count(self, table: str, *, exclude: RowFilter | None = None) -> int:
         """The table's row count in the snapshot."""

@@ -1,0 +1,101 @@
+"""The `MemoryStore` contract every backend implements, and the three parts it is made of."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from ._embedders import Embedder
+from ._records import HistoryEntry, Insight, InsightHit, NewInsight, Preference, SearchMode, Skill, Source
+
+
+@runtime_checkable
+class PreferenceStore(Protocol):
+    """Preferences by user and key; immutable ones change only by the user."""
+
+    def get(self, user_id: str, key: str, default: Any = None) -> Any: ...
+    def get_record(self, user_id: str, key: str) -> Preference | None: ...
+    def set(
+        self,
+        user_id: str,
+        key: str,
+        value: Any,
+        *,
+        category: str | None = None,
+        source: Source = "user",
+        mutable: bool | None = None,
+    ) -> Preference: ...
+    def list(self, user_id: str, *, category: str | None = None) -> builtins.list[Preference]: ...
+    def delete(self, user_id: str, key: str, *, source: Source = "user") -> bool: ...
+
+
+@runtime_checkable
+class InsightStore(Protocol):
+    """Insights of each user: add (deduplicated), get, update, delete, list, search, history."""
+
+    def add(
+        self,
+        text: str,
+        *,
+        user_id: str,
+        category: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        embedding: Any = None,
+        source: Source = "agent",
+        dedupe: bool = True,
+    ) -> str: ...
+    def add_many(
+        self,
+        items: Iterable[str | NewInsight],
+        *,
+        user_id: str,
+        source: Source = "agent",
+        dedupe: bool = True,
+        batch_size: int = 1000,
+    ) -> builtins.list[str]: ...
+    def get(self, insight_id: str, *, user_id: str) -> Insight | None: ...
+    def update(self, insight_id: str, *, user_id: str, text: str | None = None) -> Insight: ...
+    def delete(self, insight_id: str, *, user_id: str, source: Source = "agent") -> bool: ...
+    def list(
+        self, *, user_id: str, limit: int = 50, offset: int = 0, filters: Mapping[str, Any] | None = None
+    ) -> builtins.list[Insight]: ...
+    def count(self, *, user_id: str) -> int: ...
+    def search(
+        self,
+        query: str,
+        *,
+        user_id: str,
+        limit: int = 10,
+        filters: Mapping[str, Any] | None = None,
+        mode: SearchMode = "hybrid",
+        min_score: float | None = None,
+    ) -> builtins.list[InsightHit]: ...
+    def history(self, insight_id: str, *, user_id: str) -> builtins.list[HistoryEntry]: ...
+
+
+@runtime_checkable
+class SkillStore(Protocol):
+    """Skills of each user: create, get, list, update, enable, disable, delete."""
+
+    def create(self, user_id: str, name: str, **fields: Any) -> Skill: ...
+    def get(self, user_id: str, name: str) -> Skill | None: ...
+    def list(self, user_id: str, *, enabled: bool | None = None) -> builtins.list[Skill]: ...
+    def enable(self, user_id: str, name: str) -> Skill: ...
+    def disable(self, user_id: str, name: str) -> Skill: ...
+    def delete(self, user_id: str, name: str) -> bool: ...
+
+
+@runtime_checkable
+class MemoryStore(Protocol):
+    """A user-scoped agent memory: every read and write of its parts takes a ``user_id``."""
+
+    @property
+    def embedder(self) -> Embedder: ...
+    @property
+    def preferences(self) -> PreferenceStore: ...
+    @property
+    def insights(self) -> InsightStore: ...
+    @property
+    def skills(self) -> SkillStore: ...
+    def close(self) -> None: ...
