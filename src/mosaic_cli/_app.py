@@ -15,6 +15,7 @@ from ._brain import mission_app, project_app, task_app
 from ._doctor import doctor
 from ._memory import memory_app, pref_app
 from ._migrate import migrate_tier
+from ._options import ConfigOption, JsonOption, UrlOption, open_named_store
 from ._output import EXIT_USAGE, console, fail, handle_errors, print_json
 
 app = typer.Typer(
@@ -34,18 +35,6 @@ app.command("migrate-tier")(migrate_tier)
 app.add_typer(memory_app, name="memory")
 app.add_typer(pref_app, name="pref")
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="Path to mosaic.config.json (default: searched for)."),
-]
-UrlOption = Annotated[
-    str | None,
-    typer.Option(
-        "--url", help="Storage URL to use instead of the config (sqlite:///, postgresql://, embedded://)."
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
 
 def _version(value: bool) -> None:
     if value:
@@ -61,12 +50,6 @@ def _root(
     ] = False,
 ) -> None:
     """Mosaic Stack for Python."""
-
-
-def _open(config: Path | None, url: str | None) -> ms.Store:
-    if url is not None:
-        return ms.open_store(url)
-    return ms.open_store(ms.load_config(config))
 
 
 @app.command()
@@ -153,7 +136,7 @@ def db_upgrade(
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
 ) -> None:
     """Migrate the database schema up (to head by default)."""
-    with _open(config, url) as store:
+    with open_named_store(config, url) as store:
         before = ms.current(store)
         after = ms.upgrade(store, revision)
         console.print(f"{store.url}: {before or 'empty'} -> {after}")
@@ -163,7 +146,7 @@ def db_upgrade(
 @handle_errors
 def db_current(config: ConfigOption = None, url: UrlOption = None, as_json: JsonOption = False) -> None:
     """Print the database's schema revision and the newest one this SDK ships."""
-    with _open(config, url) as store:
+    with open_named_store(config, url) as store:
         revision, head = ms.current(store), ms.head()
         if as_json:
             print_json({"url": store.url, "current": revision, "head": head, "up_to_date": revision == head})
@@ -181,7 +164,7 @@ def db_downgrade(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Migrate the database schema down. Downgrading to base deletes all Mosaic data."""
-    with _open(config, url) as store:
+    with open_named_store(config, url) as store:
         if not yes and not typer.confirm(f"Downgrade {store.url} to {revision}? Data may be lost."):
             raise typer.Exit(1)
         after = ms.downgrade(store, revision)

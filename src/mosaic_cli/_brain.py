@@ -13,10 +13,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-import mosaic_storage as ms
 from mosaic_storage import redact
 from mosaic_storage.brain import UNSET, Brain, InvalidValue, Page, to_dict
 
+from ._options import ConfigOption, JsonOption, UrlOption, open_named_store
 from ._output import EXIT_USAGE, console, fail, handle_errors, print_json
 
 P = ParamSpec("P")
@@ -30,15 +30,6 @@ UserOption = Annotated[
     str,
     typer.Option("--user", "-u", envvar="MOSAIC_USER", help="Act as this user id (or set MOSAIC_USER)."),
 ]
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="Path to mosaic.config.json (default: searched for)."),
-]
-UrlOption = Annotated[
-    str | None,
-    typer.Option("--url", help="Storage URL to use instead of the config."),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 SinceOption = Annotated[
     str | None, typer.Option("--since", help="Only records updated at or after this ISO 8601 time.")
 ]
@@ -65,7 +56,7 @@ def _usage_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 @contextmanager
 def _brain(config: Path | None, url: str | None) -> Iterator[Brain]:
-    store = ms.open_store(url) if url is not None else ms.open_store(ms.load_config(config))
+    store = open_named_store(config, url)
     with store:
         yield Brain(store)
 

@@ -13,6 +13,7 @@ import typer
 
 import mosaic_storage as ms
 
+from ._options import ConfigOption, JsonOption, UrlOption, open_named_store
 from ._output import EXIT_FAILURE, EXIT_USAGE, console, fail, handle_errors, print_json
 
 memory_app = typer.Typer(
@@ -20,17 +21,6 @@ memory_app = typer.Typer(
 )
 pref_app = typer.Typer(help="Preferences of a user: get, set, list, delete.", no_args_is_help=True)
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="Path to mosaic.config.json (default: searched for)."),
-]
-UrlOption = Annotated[
-    str | None,
-    typer.Option(
-        "--url", help="Storage URL to use instead of the config (sqlite:///, postgresql://, embedded://)."
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 UserOption = Annotated[str, typer.Option("--user", "-u", help="The user the memory belongs to (any string).")]
 
 P = ParamSpec("P")
@@ -56,7 +46,7 @@ def _usage_errors(func: Callable[P, R]) -> Callable[P, R]:
 def _memory(config: Path | None, url: str | None) -> Iterator[Any]:
     from mosaic_memory import open_memory
 
-    store = ms.open_store(url) if url is not None else ms.open_store(ms.load_config(config))
+    store = open_named_store(config, url)
     with store, open_memory(store) as memory:
         yield memory
 
@@ -234,7 +224,7 @@ def memory_reembed(
     """Re-embed every insight of every user with the hashing embedder of dimension DIM (admin)."""
     from mosaic_memory import HashingEmbedder, reembed
 
-    store = ms.open_store(url) if url is not None else ms.open_store(ms.load_config(config))
+    store = open_named_store(config, url)
     with store:
         if not yes and not typer.confirm(f"Rewrite every vector in {store.url} with dimension {dim}?"):
             raise typer.Exit(EXIT_FAILURE)
