@@ -25,6 +25,8 @@ class FakeServer:
         self.dim = DIM
         self.release = threading.Event()
         self.hang = False
+        self.oversize = 0
+        self.redirect_to: str | None = None
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -37,6 +39,16 @@ class FakeServer:
                 server.headers.append(dict(self.headers))
                 if server.hang:
                     server.release.wait(10)
+                    return
+                if server.redirect_to:
+                    self.send_response(302)
+                    self.send_header("Location", server.redirect_to)
+                    self.end_headers()
+                    return
+                if server.oversize:
+                    self.send_response(200)
+                    self.end_headers()
+                    self.wfile.write(b"[" + b"0," * (server.oversize // 2))
                     return
                 status = server.script.pop(0) if server.script else 200
                 if status != 200:
@@ -102,7 +114,8 @@ def test_gives_up_with_a_redacted_error(server):
     )
     with pytest.raises(EmbedderError) as err:
         embedder.embed(["x"])
-    assert "HTTP 500" in str(err.value) and "busy" in str(err.value)
+    assert "HTTP 500" in str(err.value)
+    assert "busy" not in str(err.value)  # the server's text is never quoted: it may echo secrets
     assert "TopSecretKey1" not in str(err.value) + repr(err.value)
     assert len(server.requests) == 3
 
@@ -131,3 +144,37 @@ def test_unreachable_server(server):
 def test_only_http_urls():
     with pytest.raises(ValueError, match="http"):
         OpenAICompatibleEmbedder("file:///etc", "tiny", DIM)
+
+
+def test_a_key_echoed_by_the_server_never_reaches_the_error(server):
+    server.script = [401]
+    embedder = OpenAICompatibleEmbedder(server.url, "tiny", DIM, api_key="gsk_1234567890abcdefXYZ")
+    with pytest.raises(EmbedderError) as err:
+        embedder.embed(["x"])
+    assert "HTTP 401" in str(err.value)
+    assert "gsk_1234567890abcdefXYZ" not in str(err.value) + repr(err.value)
+
+
+def test_redirects_are_refused_so_the_key_stays_home(server):
+    other = FakeServer()
+    try:
+        server.redirect_to = other.url + "/embeddings"
+        embedder = OpenAICompatibleEmbedder(server.url, "tiny", DIM, api_key="gsk_1234567890abcdefXYZ")
+        with pytest.raises(EmbedderError, match="redirect"):
+            embedder.embed(["x"])
+        assert other.headers == []
+    finally:
+        other.close()
+
+
+def test_an_oversized_answer_is_refused(server):
+    server.oversize = 9 * 1024 * 1024
+    embedder = OpenAICompatibleEmbedder(server.url, "tiny", DIM, max_retries=0, batch_size=1)
+    with pytest.raises(EmbedderError, match="more than"):
+        embedder.embed(["x"])
+
+
+def test_credentials_in_base_url_are_refused_redacted():
+    with pytest.raises(ValueError, match="api_key") as err:
+        OpenAICompatibleEmbedder("http://alice:s3cretPW99@example.invalid/v1", "tiny", DIM)
+    assert "s3cretPW99" not in str(err.value)
