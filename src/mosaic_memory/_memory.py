@@ -190,7 +190,14 @@ class Preferences:
                     changes["category"] = category
                 if mutable is not None:
                     changes["mutable"] = mutable
-                conn.execute(sa.update(PREFERENCES).where(*where).values(**changes))
+                # The rule is part of the write itself: SQLite ignores FOR UPDATE, so a user
+                # locking the preference between the read above and this write still wins.
+                guard = (*where, PREFERENCES.c.mutable == sa.true()) if source == "agent" else where
+                if conn.execute(sa.update(PREFERENCES).where(*guard).values(**changes)).rowcount != 1:
+                    raise AccessDenied(
+                        f"preference {key!r} of user {user_id!r} is immutable: an agent cannot change it",
+                        remediation="only the user can change it (source='user')",
+                    )
             stored = conn.execute(sa.select(PREFERENCES).where(*where)).one()
         return _preference(stored)
 
@@ -222,7 +229,12 @@ class Preferences:
                     f"preference {key!r} of user {user_id!r} is immutable: an agent cannot delete it",
                     remediation="only the user can delete it (source='user')",
                 )
-            conn.execute(sa.delete(PREFERENCES).where(*where))
+            guard = (*where, PREFERENCES.c.mutable == sa.true()) if source == "agent" else where
+            if conn.execute(sa.delete(PREFERENCES).where(*guard)).rowcount != 1:
+                raise AccessDenied(
+                    f"preference {key!r} of user {user_id!r} is immutable: an agent cannot delete it",
+                    remediation="only the user can delete it (source='user')",
+                )
         return True
 
 

@@ -370,3 +370,31 @@ def test_reembed_moves_the_store_to_another_dimension(memory, migrated_store):
 def test_open_memory_needs_a_migrated_store(store):
     with pytest.raises(ms.SchemaError, match="upgrade"):
         open_memory(store)
+
+
+def test_a_user_locking_a_preference_mid_write_beats_the_agent(sqlite_store):
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    from mosaic_memory import open_memory
+    from mosaic_storage import AccessDenied, upgrade
+
+    upgrade(sqlite_store)
+    mem = open_memory(sqlite_store)
+    mem.preferences.set("u", "lang", "en", source="user")
+    path = sqlite_store.engine.url.database
+
+    def user_locks_it_first(conn, cursor, statement, *args):
+        # Between the agent's read and its write, the user makes the preference immutable.
+        if statement.startswith("UPDATE preferences"):
+            with sqlite3.connect(path) as other:
+                other.execute("UPDATE preferences SET mutable = 0 WHERE user_id = 'u' AND key = 'lang'")
+
+    sa.event.listen(sqlite_store.engine, "before_cursor_execute", user_locks_it_first)
+    try:
+        with pytest.raises(AccessDenied):
+            mem.preferences.set("u", "lang", "fr", source="agent")
+    finally:
+        sa.event.remove(sqlite_store.engine, "before_cursor_execute", user_locks_it_first)
+    assert mem.preferences.get("u", "lang") == "en"
