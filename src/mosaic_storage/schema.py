@@ -188,7 +188,10 @@ class Project(Base):
 
 class Mission(Base):
     __tablename__ = "missions"
-    __table_args__ = (_one_of("status", MISSION_STATUSES, "status"),)
+    __table_args__ = (
+        _one_of("status", MISSION_STATUSES, "status"),
+        sa.Index(None, "project_id", "id"),
+    )
 
     id: Mapped[str] = _id()
     project_id: Mapped[str | None] = mapped_column(
@@ -212,6 +215,8 @@ class Task(Base):
         _one_of("priority", TASK_PRIORITIES, "priority"),
         sa.Index(None, "project_id", "status", "updated_at"),
         sa.Index(None, "assignee_id", "status"),
+        sa.Index(None, "project_id", "id"),
+        sa.Index(None, "assignee_id", "id"),
     )
 
     id: Mapped[str] = _id()

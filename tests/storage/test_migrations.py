@@ -13,7 +13,7 @@ from mosaic_storage.schema import Insight, Preference, Project, User, metadata
 
 def test_empty_database_has_no_revision(store):
     assert ms.current(store) is None
-    assert ms.head() == "0002"
+    assert ms.head() == "0003"
 
 
 def test_upgrade_builds_exactly_the_models(migrated_store):
@@ -160,7 +160,7 @@ def test_0002_backfills_keyword_search_and_text_hashes_and_downgrades(store):
                 "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
             )
         )
-    assert ms.upgrade(store) == "0002"
+    assert ms.upgrade(store) == ms.head()
     assert ms.schema_diff(store) == []
     if store.dialect == "sqlite":
         match = (
@@ -177,6 +177,6 @@ def test_0002_backfills_keyword_search_and_text_hashes_and_downgrades(store):
     assert "insight_history" not in names and "insights_fts" not in names
     columns = {c["name"] for c in sa.inspect(store.engine).get_columns("insights")}
     assert "text_hash" not in columns and "search_vector" not in columns
-    assert ms.upgrade(store) == "0002"
+    assert ms.upgrade(store) == ms.head()
     with store.engine.connect() as conn:
         assert conn.execute(sa.text(match)).scalars().all() == ["i1"]
