@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import types
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -235,6 +236,28 @@ class MemoryConfig:
     embedder: EmbedderConfig = attrs.field(factory=EmbedderConfig)
 
 
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return types.MappingProxyType({str(k): _freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
+def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A read-only deep copy: nested objects become read-only mappings, arrays tuples."""
+    frozen: Mapping[str, Any] = _freeze(dict(value))
+    return frozen
+
+
 @attrs.frozen
 class MosaicConfig:
     """A whole deployment's configuration. Build it with `load_config` or directly."""
@@ -243,6 +266,9 @@ class MosaicConfig:
     storage: StorageConfig = attrs.field(factory=StorageConfig)
     queue: QueueConfig = attrs.field(factory=QueueConfig)
     memory: MemoryConfig = attrs.field(factory=MemoryConfig)
+    #: The agent layer's section, kept as read: `mosaic_agent` validates it (storage cannot
+    #: import the agent layer). Secrets never live here, only the names of env vars holding them.
+    agent: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
     source: Path | None = attrs.field(default=None, eq=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -265,12 +291,15 @@ class MosaicConfig:
             embedder["model"] = self.memory.embedder.model
         if self.memory.embedder.base_url is not None:
             embedder["base_url"] = self.memory.embedder.base_url
-        return {
+        data: dict[str, Any] = {
             "tier": self.tier.value,
             "storage": storage,
             "queue": queue,
             "memory": {"embedder": embedder},
         }
+        if self.agent:
+            data["agent"] = _thaw(self.agent)
+        return data
 
     def to_json(self) -> str:
         """`to_dict` as indented JSON."""
@@ -403,7 +432,7 @@ def config_from_dict(
 ) -> MosaicConfig:
     """Validate a config mapping (the JSON file's shape) into a `MosaicConfig`."""
     root = _Reader(data, "", source)
-    root.reject_unknown(("tier", "storage", "queue", "memory", "$schema"))
+    root.reject_unknown(("tier", "storage", "queue", "memory", "agent", "$schema"))
     tier = parse_tier(root.data.get("tier", "local"), source=source)
 
     storage = root.section("storage")
@@ -456,6 +485,7 @@ def config_from_dict(
         storage=storage_cfg,
         queue=QueueConfig(type=queue_type, url=queue_url),
         memory=MemoryConfig(embedder=embedder_cfg),
+        agent=root.section("agent").data,
     )
 
 

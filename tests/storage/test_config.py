@@ -311,3 +311,19 @@ def test_relative_url_from_the_environment_is_relative_to_the_cwd(tmp_path, monk
 def test_home_relative_sqlite_path_in_a_file_is_expanded(tmp_path):
     path = write_config(tmp_path, {"storage": {"url": "sqlite:///~/brain.db"}})
     assert ms.load_config(path).storage.url == f"sqlite:///{Path('~/brain.db').expanduser()}"
+
+
+def test_agent_section_is_kept_for_the_agent_layer_read_only_and_round_trips(tmp_path):
+    path = tmp_path / "mosaic.config.json"
+    path.write_text(json.dumps({"agent": {"providers": {"local": {"base_url": "http://127.0.0.1:1"}}}}))
+    config = ms.load_config(path, env={})
+    assert config.agent["providers"]["local"]["base_url"] == "http://127.0.0.1:1"
+    with pytest.raises(TypeError):
+        config.agent["providers"] = {}  # type: ignore[index]
+    assert ms.config_from_dict(config.to_dict()).agent == config.agent
+    assert "agent" not in ms.MosaicConfig().to_dict()
+
+
+def test_agent_section_must_be_an_object(tmp_path):
+    with pytest.raises(ms.ConfigError, match="agent"):
+        ms.config_from_dict({"agent": ["not", "an", "object"]})
