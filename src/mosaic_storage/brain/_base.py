@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import enum
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, TypeVar
@@ -52,6 +53,46 @@ def changes(**fields: Any) -> dict[str, Any]:
     return {name: value for name, value in fields.items() if value is not UNSET}
 
 
+# The connection of the `atomic` block running in this context, if any, with its engine.
+_atomic: contextvars.ContextVar[tuple[Engine, Connection] | None] = contextvars.ContextVar(
+    "mosaic_brain_atomic", default=None
+)
+
+
+def _integrity_conflict(err: sa.exc.IntegrityError) -> ConflictError:
+    # A database rule broken by a write (a taken email, a missing required value, a race on a
+    # unique key) is the caller's conflict, not a driver traceback; nothing is written.
+    return ConflictError(
+        f"the change breaks a rule of the data: {redact(str(err.orig)).strip().splitlines()[0]}",
+        remediation="check required values and unique ones (ids, emails, slugs), then retry",
+    )
+
+
+@contextlib.contextmanager
+def atomic(engine: Engine) -> Iterator[None]:
+    """Run every repository call on ``engine`` inside this block in one transaction.
+
+    Either all of the block's writes are committed or, if anything raises, none is. An error
+    inside the block ends it: catching it and going on is not supported.
+    """
+    if _atomic.get() is not None:
+        raise RuntimeError("atomic blocks do not nest")
+    try:
+        with engine.begin() as conn:
+            token = _atomic.set((engine, conn))
+            try:
+                yield
+            finally:
+                _atomic.reset(token)
+    except sa.exc.IntegrityError as err:
+        raise _integrity_conflict(err) from None
+
+
+def _shared(engine: Engine) -> Connection | None:
+    current = _atomic.get()
+    return current[1] if current is not None and current[0] is engine else None
+
+
 class Repository:
     """Base of the repositories: holds the engine and opens one transaction per call."""
 
@@ -60,19 +101,19 @@ class Repository:
 
     @contextlib.contextmanager
     def _begin(self) -> Iterator[Connection]:
-        # A database rule broken by a write (a taken email, a missing required value, a race
-        # on a unique key) is the caller's conflict, not a driver traceback; nothing is written.
+        shared = _shared(self._engine)
+        if shared is not None:
+            yield shared
+            return
         try:
             with self._engine.begin() as conn:
                 yield conn
         except sa.exc.IntegrityError as err:
-            raise ConflictError(
-                f"the change breaks a rule of the data: {redact(str(err.orig)).strip().splitlines()[0]}",
-                remediation="check required values and unique ones (ids, emails, slugs), then retry",
-            ) from None
+            raise _integrity_conflict(err) from None
 
     def _connect(self) -> Any:
-        return self._engine.connect()
+        shared = _shared(self._engine)
+        return contextlib.nullcontext(shared) if shared is not None else self._engine.connect()
 
 
 def insert_where(conn: Connection, table: sa.Table, values: Mapping[str, Any], condition: Any) -> bool:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from .._store import Store
 from ._agents import Agents
+from ._base import atomic
 from ._conversations import Conversations
 from ._teams import Teams, Users
 from ._work import Missions, Projects, Tasks
@@ -41,3 +44,20 @@ class Brain:
         self.conversations = Conversations(engine)
         self.agents = Agents(engine)
         self.workspaces = Workspaces(engine, workspace_root)
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Make every call inside the block one transaction: all of it is written, or none.
+
+        ```python
+        with brain.atomic():
+            brain.tasks.update(actor, a.id, version=a.version, status="done")
+            brain.tasks.update(actor, b.id, version=b.version, status="in_progress")
+        ```
+
+        If anything inside raises (a `ConflictError` from a stale version, say), nothing of
+        the block is kept and the error propagates. Blocks do not nest, and an error caught
+        inside the block does not make the rest of it safe to go on with.
+        """
+        with atomic(self.store.engine):
+            yield
