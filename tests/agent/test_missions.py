@@ -50,7 +50,7 @@ def _replace(path, old, new):
 def test_init_mission_starts_an_active_mission_with_milestones_from_the_goal(brain, ann):
     mission = init_mission(brain, ann.id, "Learn to sail", milestones=["Knots", "Wind"])
     assert (mission.title, mission.status, mission.goal) == ("Learn to sail", "active", "Learn to sail")
-    assert mission.milestones == ({"title": "Knots", "done": False}, {"title": "Wind", "done": False})
+    assert mission.milestones == ({"name": "Knots", "done": False}, {"name": "Wind", "done": False})
     with pytest.raises(MissionFormatError, match="goal is empty"):
         init_mission(brain, ann.id, "   ")
 
@@ -98,7 +98,7 @@ def test_export_edit_import_round_trip_applies_every_edit(brain, ann, mission, t
     report = import_mission(brain, ann.id, tmp_path / "m")
     assert report.mission_updated and len(report.created) == 1 and len(report.updated) == 1
     changed = brain.missions.get(ann.id, mission.id)
-    assert changed.status == "paused" and changed.milestones[0] == {"title": "Plan", "done": True}
+    assert changed.status == "paused" and changed.milestones[0] == {"name": "Plan", "done": True}
     by_title = {t.title: t for t in brain.tasks.list(ann.id, mission_id=mission.id)}
     assert (by_title["Draw maps"].status, by_title["Draw maps"].priority) == ("done", "critical")
     assert by_title["Ship it"].description == "new | task"

@@ -85,11 +85,21 @@ def _uncell(text: str) -> str:
 def _milestone_line(item: Any) -> str:
     if isinstance(item, str) and "\n" not in item and not item.startswith(("[", "json:")):
         return f"- {item}"
-    if isinstance(item, dict) and set(item) == {"title", "done"} and isinstance(item["title"], str):
-        title, done = item["title"], item["done"]
+    if isinstance(item, dict) and set(item) == {"name", "done"} and isinstance(item["name"], str):
+        title, done = item["name"], item["done"]
         if "\n" not in title and isinstance(done, bool):
             return f"- [{'x' if done else ' '}] {title}"
-    return f"- json: {json.dumps(item, ensure_ascii=False)}"
+    return f"- json: {json.dumps(item)}"
+
+
+def _lines(text: str) -> list[str]:
+    # Not str.splitlines: it also splits at U+2028, U+0085 and other characters a cell may hold.
+    return text.replace("\r\n", "\n").split("\n")
+
+
+def _goal_line(line: str) -> str:
+    # A goal line that would read as a heading is escaped; the parser takes the backslash off.
+    return "\\" + line if line.lstrip().startswith(("#", "\\")) else line
 
 
 def render_manifest(mission: Mission) -> str:
@@ -113,7 +123,7 @@ def render_manifest(mission: Mission) -> str:
         "",
         "## Goal",
         "",
-        *(mission.goal.splitlines() if mission.goal else []),
+        *(_goal_line(line) for line in (_lines(mission.goal) if mission.goal else [])),
         "",
         "## Milestones",
         "",
@@ -205,7 +215,7 @@ def parse_tasks(text: str, *, file: str = TASKS_FILE) -> tuple[list[TaskRow], li
     rows: list[TaskRow] = []
     header: list[str] | None = None
     seen: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(_lines(text), start=1):
         cells = _split_row(line)
         if cells is None:
             if header is not None and line.strip():
@@ -288,7 +298,7 @@ def _task_row(cells: dict[str, str], problems: list[Problem], file: str, line: i
 def _parse_milestone(text: str) -> Any:
     box = re.fullmatch(r"\[([ xX])\]\s+(.*)", text)
     if box:
-        return {"title": box.group(2).strip(), "done": box.group(1) != " "}
+        return {"name": box.group(2).strip(), "done": box.group(1) != " "}
     if text.startswith("json:"):
         return json.loads(text[5:])
     return text
@@ -301,7 +311,7 @@ def parse_manifest(text: str, *, file: str = MANIFEST_FILE) -> tuple[ManifestFil
     goal: list[str] = []
     milestones: list[Any] = []
     section = ""
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(_lines(text), start=1):
         heading = re.fullmatch(r"##\s+(.*)", line.strip())
         if heading:
             section = heading.group(1).strip().lower()
@@ -315,7 +325,7 @@ def parse_manifest(text: str, *, file: str = MANIFEST_FILE) -> tuple[ManifestFil
                 )
             continue
         if section == "goal":
-            goal.append(line)
+            goal.append(line.replace("\\", "", 1) if line.lstrip().startswith("\\") else line)
         elif section == "milestones":
             item = re.fullmatch(r"\s*[-*]\s+(.*)", line)
             if item:

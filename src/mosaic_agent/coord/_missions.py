@@ -118,7 +118,7 @@ def init_mission(
         project_id=project_id,
         goal=goal,
         status="active",
-        milestones=[{"title": name, "done": False} for name in names],
+        milestones=[{"name": name, "done": False} for name in names],
     )
 
 
