@@ -11,6 +11,7 @@ import typer
 
 import mosaic_storage as ms
 
+from . import _coord  # noqa: F401  (adds mission init|export|import, task next|done)
 from ._brain import mission_app, project_app, task_app
 from ._doctor import doctor
 from ._memory import memory_app, pref_app
