@@ -816,3 +816,32 @@ def test_a_dry_run_never_creates_an_embedded_target(sqlite_source, tmp_path):
     with pytest.raises(ms.MigrationError, match="dry run creates nothing"):
         PostgresTarget(f"embedded://{target}", create=False)
     assert not target.exists()
+
+
+def test_a_clash_on_a_unique_column_other_than_the_key_names_both_rows(sqlite_source, pgvector_url):
+    """The target already has another user with the source user's email: refused, clearly, every time."""
+    with ms.open_store(pgvector_url) as store:
+        ms.upgrade(store)
+        with Session(store.engine) as s, s.begin():
+            s.add(schema.User(id="target-ada", email="ada@example.org", name="Other Ada", created_at=T0))
+    with ms.open_store(sqlite_source) as store, store.engine.connect() as conn:
+        source_ada = conn.execute(sa.text("SELECT id FROM users")).scalar_one()
+    for _ in range(2):  # the same clear refusal on a rerun, until a person decides
+        with pytest.raises(ms.MigrationError) as caught:
+            run(sqlite_source, pgvector_url)
+        message = str(caught.value)
+        assert f"source row id={source_ada!r} and target row id='target-ada' have the same email" in message
+        assert "decide which row is right" in message
+        assert count_rows(pgvector_url, "users") == 1
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")], ids=["nan", "inf"])
+def test_an_embedding_with_nan_or_inf_names_table_row_and_column(tmp_path, pgvector_url, bad):
+    broken = vec(2)
+    broken[5] = bad
+    source = camel_source(tmp_path / "nan.db", [vec(1).tobytes(), broken.tobytes()])
+
+    with pytest.raises(ms.MigrationError, match=r"table insights, row i-1: column embedding holds NaN"):
+        run(source, pgvector_url, init_target=True)
+
+    assert count_rows(pgvector_url, "insights") == 0, "the batch holding the row was not written"

@@ -53,6 +53,14 @@ def embedding_array(value: Any, *, table: str, column: str, key: object, dim: in
         ) from None
     if array.shape[0] != dim:
         raise dimension_error(table, column, key, array.shape[0], dim)
+    if not np.isfinite(array).all():
+        raise MigrationError(
+            f"table {table}, row {key}: column {column} holds NaN or infinite values, "
+            "which no similarity search can use",
+            remediation=(
+                "re-embed that row (or clear its embedding) in the source, then run the same command again"
+            ),
+        )
     return array
 
 

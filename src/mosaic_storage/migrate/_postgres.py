@@ -74,6 +74,7 @@ class PostgresTarget:
             )
         self._columns: dict[str, list[TargetColumn]] = {}
         self._keys: dict[str, list[str]] = {}
+        self._uniques: dict[str, list[list[str]]] = {}
         self._writer: Any = None
         self._formats: dict[str, bool] = {}
         self._embeddings = _embedding_columns()
@@ -221,6 +222,22 @@ class PostgresTarget:
             )
             self._keys[table] = [str(row[0]) for row in rows]
         return self._keys[table]
+
+    def unique_keys(self, table: str) -> list[list[str]]:
+        """The column lists of the table's unique indexes other than its primary key."""
+        if table not in self._uniques:
+            rows = self._fetch(
+                "SELECT i.indexrelid, a.attname FROM pg_index i JOIN pg_attribute a "
+                "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+                "WHERE i.indrelid = to_regclass(%s) AND i.indisunique AND NOT i.indisprimary "
+                "AND i.indpred IS NULL AND i.indexprs IS NULL ORDER BY i.indexrelid, a.attnum",
+                (_quote(table),),
+            )
+            grouped: dict[Any, list[str]] = {}
+            for index, column in rows:
+                grouped.setdefault(index, []).append(str(column))
+            self._uniques[table] = list(grouped.values())
+        return self._uniques[table]
 
     def count(self, table: str) -> int:
         """The table's row count."""
@@ -436,6 +453,7 @@ class PostgresTarget:
             f"(LIKE {_quote(table)} INCLUDING DEFAULTS INCLUDING CONSTRAINTS) ON COMMIT DELETE ROWS"
         )
         self._copy(conn, table, stage, columns, rows)
+        self._refuse_unique_clashes(conn, table, stage, key, columns)
         names = ", ".join(_quote(name) for name in columns)
         keys = ", ".join(_quote(name) for name in key)
         inserted = conn.execute(
@@ -457,6 +475,36 @@ class PostgresTarget:
             conflict_keys=conflict_keys,
             staged=True,
         )
+
+    def _refuse_unique_clashes(
+        self, conn: Any, table: str, stage: str, key: list[str], columns: Sequence[str]
+    ) -> None:
+        """Refuse a row whose unique value (an email, a slug) another row of the target holds.
+
+        Which of the two rows is right is for a person to decide; skipping one would also
+        orphan its children. Checked before the insert, so the error can name both rows.
+        """
+        differs = " OR ".join(f"s.{_quote(name)} IS DISTINCT FROM t.{_quote(name)}" for name in key)
+        source_key = " || ',' || ".join(f"s.{_quote(name)}::text" for name in key)
+        target_key = " || ',' || ".join(f"t.{_quote(name)}::text" for name in key)
+        for unique in self.unique_keys(table):
+            if not set(unique) <= set(columns):
+                continue
+            same = " AND ".join(f"s.{_quote(name)} = t.{_quote(name)}" for name in unique)
+            clash = conn.execute(
+                f"SELECT {source_key}, {target_key} FROM {_quote(stage)} s "
+                f"JOIN {_quote(table)} t ON {same} WHERE {differs} LIMIT 1"
+            ).fetchone()
+            if clash is not None:
+                raise MigrationError(
+                    f"table {table}: source row {key[0]}={clash[0]!r} and target row "
+                    f"{key[0]}={clash[1]!r} have the same {', '.join(unique)}, which must be unique; "
+                    "this batch was rolled back, earlier batches are kept",
+                    remediation=(
+                        "decide which row is right: change or delete the other one (in the source "
+                        "or the target), then run the same command again"
+                    ),
+                )
 
     def _batch_error(self, table: str, columns: Sequence[str], rows: list[Row], err: Any) -> MigrationError:
         diag = err.diag
