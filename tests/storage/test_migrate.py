@@ -845,3 +845,23 @@ def test_an_embedding_with_nan_or_inf_names_table_row_and_column(tmp_path, pgvec
         run(source, pgvector_url, init_target=True)
 
     assert count_rows(pgvector_url, "insights") == 0, "the batch holding the row was not written"
+
+
+def test_a_run_whose_lock_connection_dies_stops_before_the_next_commit(sqlite_source, pgvector_url):
+    terminated = []
+
+    def kill_the_lock_holder(table, done, total):
+        if terminated:
+            return
+        with psycopg.connect(pgvector_url, autocommit=True) as admin:
+            pids = [r[0] for r in admin.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory'")]
+            for pid in pids:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            terminated.extend(pids)
+
+    with pytest.raises(ms.MigrationError, match="lost its lock"):
+        run(sqlite_source, pgvector_url, init_target=True, batch_size=5, progress=kill_the_lock_holder)
+    assert terminated, "the lock holder was found and ended"
+    again = run(sqlite_source, pgvector_url)
+    assert again.ok
+    assert target_digests(pgvector_url) == source_digests(sqlite_source)

@@ -76,6 +76,7 @@ class PostgresTarget:
         self._keys: dict[str, list[str]] = {}
         self._uniques: dict[str, list[list[str]]] = {}
         self._writer: Any = None
+        self._lock_pid: int | None = None
         self._formats: dict[str, bool] = {}
         self._embeddings = _embedding_columns()
 
@@ -147,9 +148,11 @@ class PostgresTarget:
                         "find it with SELECT pid FROM pg_locks WHERE locktype = 'advisory'"
                     ),
                 )
+            self._lock_pid = int(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
             try:
                 yield
             finally:
+                self._lock_pid = None
                 with contextlib.suppress(Exception):
                     conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (LOCK_NAME,))
         finally:
@@ -415,6 +418,7 @@ class PostgresTarget:
             try:
                 with conn.transaction():
                     self._copy(conn, table, table, columns, rows)
+                    self._check_lock(conn)
                 return BatchResult(inserted=len(rows))
             except psycopg.errors.UniqueViolation:
                 # The table gained rows since the lock was taken (or a crashed run left some):
@@ -424,9 +428,34 @@ class PostgresTarget:
                 raise self._batch_error(table, columns, rows, err) from None
         try:
             with conn.transaction():
-                return self._write_staged(conn, table, columns, rows)
+                result = self._write_staged(conn, table, columns, rows)
+                self._check_lock(conn)
+                return result
         except psycopg.Error as err:
             raise self._batch_error(table, columns, rows, err) from None
+
+    def _check_lock(self, conn: Any) -> None:
+        """Before a batch commits: is the run's advisory lock still held?
+
+        The lock lives on a connection of its own that sits idle while batches are written; a
+        server timeout or an administrator can end it, and with it the lock. Then another run
+        could start, so this one stops (the batch is rolled back).
+        """
+        if self._lock_pid is None:
+            return
+        held = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = %s)",
+            (self._lock_pid,),
+        ).fetchone()[0]
+        if not held:
+            raise MigrationError(
+                f"the migration lost its lock on {self.description} (its connection was closed by the "
+                "server or an administrator); this batch was rolled back, earlier batches are kept",
+                remediation=(
+                    "check the server's idle_session_timeout and that no one ends the run's connections, "
+                    "then run the same command again"
+                ),
+            )
 
     def _copy(self, conn: Any, table: str, into: str, columns: Sequence[str], rows: list[Row]) -> None:
         names = ", ".join(_quote(name) for name in columns)
