@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import email.utils
 import gzip
 import json
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -16,6 +18,7 @@ import pytest
 import mosaic_storage as ms
 from mosaic_memory import Embedder, EmbedderError, OpenAICompatibleEmbedder
 from mosaic_memory._open import embedder_from_config
+from mosaic_memory._openai import _retry_after_seconds
 
 DIM = 8
 KEY = "sk-test-SECRETKEY123456"
@@ -174,6 +177,14 @@ def test_retry_after_is_capped_by_max_backoff(server):
     assert len(server.requests) == 2
 
 
+def test_retry_after_may_be_a_date():
+    soon = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    assert 25 < _retry_after_seconds(soon, default=1.0) <= 30
+    assert _retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", default=1.0) < 0  # past: no wait
+    assert _retry_after_seconds(" 2.5 ", default=1.0) == 2.5
+    assert _retry_after_seconds("soon", default=1.0) == 1.0
+
+
 def test_a_dropped_connection_is_a_transport_error_and_is_retried(server):
     server.script = ["drop", "drop"]
     assert make(server, max_retries=2).embed(["x"]).shape == (1, DIM)
@@ -190,6 +201,8 @@ def test_gives_up_after_the_retries_with_a_redacted_error(server):
     assert "busy" not in text  # the server's text is never quoted: it may echo secrets
     assert "SECRETKEY123456" not in text + repr(embedder)
     assert len(server.requests) == 3
+    # The key is registered for redaction: wherever it shows up later, it is masked.
+    assert "SECRETKEY123456" not in ms.redact(f"upstream said: key {KEY} is rate limited")
 
 
 def test_a_hanging_server_times_out_on_every_attempt(server):
@@ -249,7 +262,7 @@ def test_an_oversized_answer_is_refused(server):
 
 
 def test_a_compressed_answer_is_limited_by_its_decoded_size(server):
-    server.gzip_bomb = 64 * 1024 * 1024  # 64 MiB of spaces, ~64 KiB on the wire
+    server.gzip_bomb = 12 * 1024 * 1024  # 12 MiB of spaces (the limit is 8 MiB), ~12 KiB on the wire
     with pytest.raises(EmbedderError, match="more than"):
         make(server, max_retries=0, batch_size=1).embed(["x"])
 
