@@ -10,7 +10,7 @@ import urllib.parse
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 import numpy.typing as npt
@@ -131,7 +131,8 @@ class OpenAICompatibleEmbedder:
         self._client: httpx.Client = http.Client(
             headers=headers, timeout=http.Timeout(timeout), follow_redirects=False
         )
-        self._transport_error: type[Exception] = http.TransportError
+        # HTTPError: transport failures, and answers httpx cannot decode (a broken gzip body).
+        self._http_error: type[Exception] = http.HTTPError
 
     @property
     def name(self) -> str:
@@ -171,7 +172,7 @@ class OpenAICompatibleEmbedder:
             last = attempt == self._max_retries
             try:
                 status, retry_after, raw = self._post(body)
-            except (self._transport_error, _TotalTimeout) as err:
+            except (self._http_error, _TotalTimeout) as err:
                 # Only the error's type: httpx's text may name proxies or echo the request.
                 if last:
                     raise EmbedderError(
@@ -222,7 +223,7 @@ class OpenAICompatibleEmbedder:
                 chunks.append(chunk)
         return status, retry_after, b"".join(chunks)
 
-    def _too_large(self) -> None:
+    def _too_large(self) -> NoReturn:
         raise EmbedderError(
             f"embedding server at {self._url} sent more than {self._limit} bytes",
             remediation="check that base_url points at an embeddings API",

@@ -70,7 +70,7 @@ class FakeServer:
                     self.wfile.write(b"[" + b"0," * (server.oversize // 2))
                     return
                 if server.gzip_bomb:
-                    packed = gzip.compress(b" " * server.gzip_bomb)
+                    packed = gzip.compress(b" " * server.gzip_bomb) if server.gzip_bomb > 1 else b"not gzip"
                     self.send_response(200)
                     self.send_header("Content-Encoding", "gzip")
                     self.send_header("Content-Length", str(len(packed)))
@@ -265,6 +265,12 @@ def test_a_compressed_answer_is_limited_by_its_decoded_size(server):
     server.gzip_bomb = 12 * 1024 * 1024  # 12 MiB of spaces (the limit is 8 MiB), ~12 KiB on the wire
     with pytest.raises(EmbedderError, match="more than"):
         make(server, max_retries=0, batch_size=1).embed(["x"])
+
+
+def test_a_body_that_cannot_be_decoded_is_wrapped(server):
+    server.gzip_bomb = 1  # claims gzip, sends plain bytes
+    with pytest.raises(EmbedderError, match="after 2 attempts: DecodingError"):
+        make(server, max_retries=1).embed(["x"])
 
 
 def test_only_http_urls_without_credentials():
