@@ -9,6 +9,7 @@ from ._embedders import Embedder, HashingEmbedder
 from ._errors import EmbedderMismatchError, NotFoundError
 from ._filters import compile_filters
 from ._memory import UNSET, Insights, Memory, Preferences, Skills
+from ._minilm import MiniLMEmbedder
 from ._open import open_memory
 from ._openai import EmbedderError, OpenAICompatibleEmbedder
 from ._protocols import InsightStore, MemoryStore, PreferenceStore, SkillStore
@@ -30,6 +31,7 @@ __all__ = [
     "Memory",
     "MemoryQuickstart",
     "MemoryStore",
+    "MiniLMEmbedder",
     "NewInsight",
     "NotFoundError",
     "OpenAICompatibleEmbedder",

@@ -22,21 +22,47 @@ DIM_KEY = "embedding_dim"
 
 
 def embedder_from_config(config: ms.MosaicConfig) -> Embedder:
-    """The embedder ``memory.embedder`` in the config names."""
+    """The embedder ``memory.embedder`` in the config names.
+
+    ``openai`` reads its key from ``MOSAIC_EMBEDDER_API_KEY`` (else ``OPENAI_API_KEY``);
+    ``MOSAIC_EMBEDDER_ALLOW_INSECURE_HTTP=1`` lets it send that key over plain http://.
+    """
+    import os
+
     settings = config.memory.embedder
+    source = str(config.source) if config.source else None
     if settings.type == "hashing":
         return HashingEmbedder(settings.dim)
-    if settings.type == "openai" and settings.base_url and settings.model:
-        import os
+    if settings.type == "minilm":
+        from ._minilm import MINILM_DIM, MiniLMEmbedder
 
+        if settings.dim != MINILM_DIM:
+            raise ms.ConfigError(
+                f"the minilm embedder makes {MINILM_DIM}-dimensional vectors, but memory.embedder.dim "
+                f"is {settings.dim}; set it to {MINILM_DIM}",
+                source=source,
+                field="memory.embedder.dim",
+            )
+        return MiniLMEmbedder()
+    if settings.type == "openai" and settings.base_url and settings.model:
         from ._openai import OpenAICompatibleEmbedder
 
         api_key = os.environ.get("MOSAIC_EMBEDDER_API_KEY") or os.environ.get("OPENAI_API_KEY")
-        return OpenAICompatibleEmbedder(settings.base_url, settings.model, settings.dim, api_key=api_key)
+        insecure = os.environ.get("MOSAIC_EMBEDDER_ALLOW_INSECURE_HTTP", "").lower() in {"1", "true", "yes"}
+        try:
+            return OpenAICompatibleEmbedder(
+                settings.base_url,
+                settings.model,
+                settings.dim,
+                api_key=api_key,
+                allow_insecure_http=insecure,
+            )
+        except ValueError as err:
+            raise ms.ConfigError(str(err), source=source, field="memory.embedder.base_url") from None
     raise ms.ConfigError(
-        f"unknown or incomplete embedder {settings.type!r}; allowed values: hashing, "
+        f"unknown or incomplete embedder {settings.type!r}; allowed values: hashing, minilm, "
         "openai (with base_url and model)",
-        source=str(config.source) if config.source else None,
+        source=source,
         field="memory.embedder.type",
     )
 
