@@ -7,6 +7,7 @@ import email.utils
 import json
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -90,6 +91,51 @@ def retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+class SSEDecoder:
+    """Turns bytes, cut anywhere, into server-sent events; a line past ``max_line`` is a ValueError."""
+
+    def __init__(self, max_line: int = MAX_LINE) -> None:
+        self._buffer = b""
+        self._event: str | None = None
+        self._data: list[str] = []
+        self._max_line = max_line
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        self._buffer += chunk
+        *lines, self._buffer = self._buffer.split(b"\n")
+        if len(self._buffer) > self._max_line:
+            raise ValueError(f"streamed a line longer than {self._max_line} bytes")
+        events = []
+        for raw in lines:
+            event = self._line(raw.rstrip(b"\r").decode("utf-8", errors="replace"))
+            if event is not None:
+                events.append(event)
+        return events
+
+    def close(self) -> list[SSEEvent]:
+        """Events still held when the stream ends (a last event without its blank line)."""
+        events = self.feed(b"\n") if self._buffer else []
+        if self._data:
+            events.append(SSEEvent(self._event, "\n".join(self._data)))
+            self._event, self._data = None, []
+        return events
+
+    def _line(self, line: str) -> SSEEvent | None:
+        if not line:
+            event = SSEEvent(self._event, "\n".join(self._data)) if self._data else None
+            self._event, self._data = None, []
+            return event
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            self._event = value
+        elif name == "data":
+            self._data.append(value)
+        return None
+
+
 class HttpEndpoint:
     """POSTs JSON to one base URL with retries; streams SSE; never follows a redirect.
 
@@ -124,22 +170,25 @@ class HttpEndpoint:
         self.max_backoff = max_backoff
         self.max_body = max_body
         self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"HttpEndpoint({self.provider!r}, {redact(self.base_url)!r})"
 
     def client(self) -> httpx.Client:
-        if self._client is None:
-            httpx = load_httpx()
-            self._client = httpx.Client(
-                headers=self._headers, timeout=self.timeout, follow_redirects=False, trust_env=True
-            )
-        return self._client
+        with self._lock:
+            if self._client is None:
+                httpx = load_httpx()
+                self._client = httpx.Client(
+                    headers=self._headers, timeout=self.timeout, follow_redirects=False, trust_env=True
+                )
+            return self._client
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -180,7 +229,10 @@ class HttpEndpoint:
             try:
                 return send()
             except ProviderError as err:
-                if not err.retryable or last:
+                # A server asking for a longer wait than max_backoff is left alone: the error
+                # goes up (retryable), so a router can ask another provider meanwhile.
+                too_long = err.retry_after is not None and err.retry_after > self.max_backoff
+                if not err.retryable or last or too_long:
                     raise
                 self._sleep(attempt, err.retry_after)
             except httpx.TimeoutException as err:
@@ -281,40 +333,22 @@ class HttpEndpoint:
 
     def _events(self, path: str, response: httpx.Response) -> Iterator[SSEEvent]:
         httpx = load_httpx()
-        event: str | None = None
-        data: list[str] = []
+        decoder = SSEDecoder()
         total = 0
-        buffer = b""
         try:
             for chunk in response.iter_bytes():
                 total += len(chunk)
                 if total > MAX_STREAM:
                     raise self._error(path, f"streamed more than {MAX_STREAM} bytes", started=True)
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                if len(buffer) > MAX_LINE:
-                    raise self._error(path, f"streamed a line longer than {MAX_LINE} bytes", started=True)
-                for raw in lines:
-                    line = raw.rstrip(b"\r").decode("utf-8", errors="replace")
-                    if not line:
-                        if data:
-                            yield SSEEvent(event, "\n".join(data))
-                        event, data = None, []
-                    elif line.startswith(":"):
-                        continue
-                    else:
-                        name, _, value = line.partition(":")
-                        value = value.removeprefix(" ")
-                        if name == "event":
-                            event = value
-                        elif name == "data":
-                            data.append(value)
+                try:
+                    yield from decoder.feed(chunk)
+                except ValueError as err:
+                    raise self._error(path, str(err), started=True) from None
         except httpx.TransportError as err:
             raise self._error(
                 path, f"broke off the stream ({type(err).__name__})", retryable=True, started=True
             ) from None
-        if data:
-            yield SSEEvent(event, "\n".join(data))
+        yield from decoder.close()
 
     def _sleep(self, attempt: int, after: float | None) -> None:
         delay = after if after is not None else self.backoff * (2**attempt) * (0.5 + random.random() / 2)

@@ -262,14 +262,19 @@ class Router:
     ) -> Iterator[StreamEvent]:
         attempts: list[Attempt] = []
         for route in routes:
-            events = self._providers[route.provider].chat(
-                msgs, tools, model=route.model.name, stream=True, **options
-            )
             try:
+                events = self._providers[route.provider].chat(
+                    msgs, tools, model=route.model.name, stream=True, **options
+                )
                 # The first event shows whether the stream started; until then, falling back is safe.
-                first = next(events)
+                first = next(events, None)
             except (ProviderError, CredentialError) as err:
                 self._pass_over(route, err, attempts)
+                continue
+            if first is None:
+                attempts.append(
+                    Attempt(route.provider, route.model.name, "the stream ended without an answer")
+                )
                 continue
             yield from self._finish(first, events, route, attempts)
             return
