@@ -7,20 +7,26 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
 from mosaic_storage._extras import require
 from mosaic_storage._redact import remember_secret
-from mosaic_storage._types import utcnow
-from mosaic_storage.schema import ProviderCredential
 
 from ._config import DEFAULT_KEY_ENV, ProviderConfig
 from ._errors import CredentialError
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+
     from mosaic_storage import Store
 
-_TABLE: sa.Table = ProviderCredential.__table__  # type: ignore[assignment]
+
+def _table() -> sa.Table:
+    # The ORM schema loads on first use, so `import mosaic_agent` stays light.
+    from mosaic_storage.schema import ProviderCredential
+
+    table: sa.Table = ProviderCredential.__table__  # type: ignore[assignment]
+    return table
+
+
 _GENERATE = 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
 
 
@@ -103,19 +109,24 @@ class ProviderCredentials:
 
     def set(self, user_id: str, provider: str, secret: str, *, name: str = "default") -> None:
         """Store (or replace) ``user_id``'s key for ``provider``, encrypted."""
+        import sqlalchemy as sa
+
+        from mosaic_storage._types import utcnow
+
         if not isinstance(secret, str) or not secret.strip():
             raise CredentialError("a credential must be a non-empty string")
         remember_secret(secret)
         token = self._cipher().encrypt(secret.encode())
-        where = (_TABLE.c.user_id == user_id) & (_TABLE.c.provider == provider) & (_TABLE.c.name == name)
+        table = _table()
+        where = (table.c.user_id == user_id) & (table.c.provider == provider) & (table.c.name == name)
         try:
             with self._engine.begin() as conn:
                 updated = conn.execute(
-                    sa.update(_TABLE).where(where).values(encrypted_secret=token, updated_at=utcnow())
+                    sa.update(table).where(where).values(encrypted_secret=token, updated_at=utcnow())
                 ).rowcount
                 if not updated:
                     conn.execute(
-                        sa.insert(_TABLE).values(
+                        sa.insert(table).values(
                             id=_new_id(),
                             user_id=user_id,
                             provider=provider,
@@ -135,10 +146,13 @@ class ProviderCredentials:
 
     def get(self, user_id: str, provider: str, *, name: str = "default") -> Secret | None:
         """``user_id``'s key for ``provider`` (a `Secret`), or None when none is stored."""
+        import sqlalchemy as sa
+
+        table = _table()
         with self._engine.connect() as conn:
             token = conn.execute(
-                sa.select(_TABLE.c.encrypted_secret).where(
-                    (_TABLE.c.user_id == user_id) & (_TABLE.c.provider == provider) & (_TABLE.c.name == name)
+                sa.select(table.c.encrypted_secret).where(
+                    (table.c.user_id == user_id) & (table.c.provider == provider) & (table.c.name == name)
                 )
             ).scalar_one_or_none()
         if token is None:
@@ -157,22 +171,28 @@ class ProviderCredentials:
 
     def delete(self, user_id: str, provider: str, *, name: str = "default") -> bool:
         """Remove the credential; True when one was there."""
+        import sqlalchemy as sa
+
+        table = _table()
         with self._engine.begin() as conn:
             deleted = conn.execute(
-                sa.delete(_TABLE).where(
-                    (_TABLE.c.user_id == user_id) & (_TABLE.c.provider == provider) & (_TABLE.c.name == name)
+                sa.delete(table).where(
+                    (table.c.user_id == user_id) & (table.c.provider == provider) & (table.c.name == name)
                 )
             ).rowcount
         return bool(deleted)
 
     def providers(self, user_id: str) -> tuple[str, ...]:
         """The providers ``user_id`` has stored credentials for (names only)."""
+        import sqlalchemy as sa
+
+        table = _table()
         with self._engine.connect() as conn:
             rows = conn.execute(
-                sa.select(_TABLE.c.provider)
-                .where(_TABLE.c.user_id == user_id)
+                sa.select(table.c.provider)
+                .where(table.c.user_id == user_id)
                 .distinct()
-                .order_by(_TABLE.c.provider)
+                .order_by(table.c.provider)
             )
             return tuple(str(row[0]) for row in rows)
 
