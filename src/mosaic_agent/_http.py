@@ -277,7 +277,7 @@ class HttpEndpoint:
             headers={"Content-Type": "application/json", "Accept": "text/event-stream"},
         )
         response = self.client().send(request, stream=True)
-        if response.status_code != 200:
+        if not 200 <= response.status_code < 300:
             try:
                 body = self._read(path, response, time.monotonic() + self.timeout, 64 * 1024)
                 self._check_status(path, response, body)

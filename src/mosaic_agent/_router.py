@@ -112,8 +112,11 @@ class Router:
         credentials: ProviderCredentials | None = None,
         env: Mapping[str, str] | None = None,
     ) -> Router:
-        """A router over the configured providers; keys come from ``user_id``'s stored
-        credentials (when ``credentials`` is given), then each provider's ``api_key_env``."""
+        """A router over the configured providers.
+
+        Each provider's key is ``user_id``'s stored credential (when ``credentials`` is given),
+        else the variable its ``api_key_env`` names in ``env`` (default: ``os.environ``).
+        """
         agent = config if isinstance(config, AgentConfig) else AgentConfig.from_config(config)
         providers: dict[str, Provider] = {}
         for name, provider in agent.providers.items():

@@ -267,3 +267,41 @@ def test_status_probes_each_provider_once(openai_server, anthropic_server):
     assert by_model["big"].to_dict()["reachable"] is False
     assert by_model["big"].cost == 18
     assert len([r for r in openai_server.requests if r.method == "GET"]) == 1
+
+
+class EchoProvider:
+    """A provider in plain Python: the protocol is all the router needs."""
+
+    name = "echo"
+
+    def __init__(self):
+        self.closed = False
+
+    def chat(self, messages, tools=None, *, model, stream=False, **options):
+        from mosaic_agent import ChatResponse, Usage
+
+        response = ChatResponse(f"{model}: {messages[-1].content}", (), Usage(1, 1), "stop", self.name, model)
+        if stream:
+            return iter([TextDelta(response.content), StreamEnd(response)])
+        return response
+
+    def probe(self, timeout=3.0):
+        from mosaic_agent import ProbeResult
+
+        return ProbeResult(self.name, "ok", 0.0)
+
+    def close(self):
+        self.closed = True
+
+
+def test_any_object_following_the_protocol_can_be_routed_to():
+    from mosaic_agent import ModelConfig, Provider
+
+    echo = EchoProvider()
+    assert isinstance(echo, Provider)
+    with Router({"echo": echo}, {"echo": [ModelConfig("parrot")]}) as router:
+        assert router.chat([Message.user("hello")]).content == "parrot: hello"
+        events = list(router.chat([Message.user("again")], stream=True))
+        assert events[-1].response.content == "parrot: again"
+        assert router.status()[0].probe.ok
+    assert echo.closed
