@@ -12,6 +12,7 @@ import typer
 import mosaic_storage as ms
 
 from . import _coord  # noqa: F401  (adds mission init|export|import, task next|done)
+from ._agent import agent_app
 from ._brain import mission_app, project_app, task_app
 from ._doctor import doctor
 from ._memory import memory_app, pref_app
@@ -35,6 +36,7 @@ app.add_typer(task_app, name="task")
 app.command("migrate-tier")(migrate_tier)
 app.add_typer(memory_app, name="memory")
 app.add_typer(pref_app, name="pref")
+app.add_typer(agent_app, name="agent")
 
 
 def _version(value: bool) -> None:
