@@ -127,6 +127,15 @@ def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
     return "\n".join(description).strip(), args
 
 
+def _parameter_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    # Only the parameters matter: a return type the model never sees need not resolve.
+    target = inspect.unwrap(getattr(fn, "__func__", fn))
+    annotations = dict(getattr(target, "__annotations__", {}))
+    annotations.pop("return", None)
+    shim = types.SimpleNamespace(__annotations__=annotations, __globals__=getattr(target, "__globals__", {}))
+    return typing.get_type_hints(shim, globalns=shim.__globals__)
+
+
 def describe(fn: Callable[..., Any], *, description: str | None = None) -> Signature:
     """Read ``fn``'s parameters, their types and defaults, and its docstring.
 
@@ -136,7 +145,7 @@ def describe(fn: Callable[..., Any], *, description: str | None = None) -> Signa
     """
     name = getattr(fn, "__qualname__", repr(fn))
     try:
-        hints = typing.get_type_hints(fn)
+        hints = _parameter_hints(fn)
     except Exception as err:
         raise ToolDefinitionError(f"{name}: cannot read its type hints ({err})") from None
     summary, arg_docs = parse_docstring(inspect.getdoc(fn))
