@@ -326,3 +326,41 @@ def test_a_bad_workspace_root_is_refused():
     with pytest.raises(ms.ConfigError) as err:
         ToolsConfig.from_config({"workspace_root": 3})
     assert err.value.field == "agent.workspace_root"
+
+
+def test_acall_awaits_async_tools_and_runs_plain_ones_in_a_thread():
+    import asyncio
+    import threading
+
+    reg = ToolRegistry()
+    main = threading.get_ident()
+
+    async def fetch_note(key: str) -> str:
+        """Fetch a note."""
+        await asyncio.sleep(0)
+        return f"note {key}"
+
+    def where() -> bool:
+        """Say whether it ran off the event loop's thread."""
+        return threading.get_ident() != main
+
+    async def broken() -> str:
+        """Fail."""
+        raise ValueError("bad password=hunter2xyz")
+
+    for fn in (fetch_note, where, broken):
+        reg.register(fn)
+
+    async def run():
+        return (
+            await reg.acall("fetch_note", {"key": "a"}),
+            await reg.acall("where"),
+            await reg.acall("broken"),
+            await reg.acall("fetch_note", {}),
+        )
+
+    note, thread, failed, invalid = asyncio.run(run())
+    assert note.data == "note a" and thread.data is True
+    assert not failed.ok and "hunter2xyz" not in failed.content and "ValueError" in failed.content
+    assert "missing required argument 'key'" in invalid.content
+    assert "use acall()" in reg.call("fetch_note", {"key": "a"}).content

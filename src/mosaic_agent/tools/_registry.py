@@ -6,8 +6,10 @@ model loop never sees an exception or a traceback, and every text it gets is red
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import fnmatch
+import inspect
 import json
 import logging
 import re
@@ -86,8 +88,9 @@ class Tool:
 class ToolResult:
     """The outcome of one tool call, as data for the model's tool message.
 
-    ``ok`` false means ``content`` explains the error (already redacted, never a traceback);
-    ``data`` is the JSON-ready value the tool returned (None on error).
+    ``ok`` false means ``content`` explains the error (never a traceback). ``content`` is
+    redacted and capped: it is what the model sees and what a session stores. ``data`` is the
+    JSON-ready value the tool returned (None on error), as it was, for the application only.
     """
 
     name: str
@@ -230,6 +233,42 @@ class ToolRegistry:
         or disallowed tool, bad JSON, unknown, missing or wrongly typed arguments and anything
         the tool raises become an error result whose text says what to fix.
         """
+        prepared = self._prepare(name, arguments, allowed)
+        if isinstance(prepared, ToolResult):
+            return prepared
+        tool, kwargs = prepared
+        if inspect.iscoroutinefunction(tool.fn):
+            return self._error(tool.name, "this tool is asynchronous: the application must use acall()")
+        try:
+            value = tool.fn(**kwargs)
+        except Exception as err:  # a tool's failure must not end the model loop
+            return self._failure(tool, err)
+        return self._finish(tool, value)
+
+    async def acall(
+        self,
+        name: str,
+        arguments: str | Mapping[str, Any] | None = None,
+        *,
+        allowed: Sequence[str] | None = None,
+    ) -> ToolResult:
+        """`call` for an event loop: ``async def`` tools are awaited, plain ones run in a worker thread."""
+        prepared = self._prepare(name, arguments, allowed)
+        if isinstance(prepared, ToolResult):
+            return prepared
+        tool, kwargs = prepared
+        try:
+            if inspect.iscoroutinefunction(tool.fn):
+                value = await tool.fn(**kwargs)
+            else:
+                value = await asyncio.to_thread(tool.fn, **kwargs)
+        except Exception as err:
+            return self._failure(tool, err)
+        return self._finish(tool, value)
+
+    def _prepare(
+        self, name: str, arguments: str | Mapping[str, Any] | None, allowed: Sequence[str] | None
+    ) -> tuple[Tool, dict[str, Any]] | ToolResult:
         tool = self.get(name)
         if tool is None or (allowed is not None and not _allowed(tool.name, allowed)):
             available = ", ".join(self.names(allowed)) or "none"
@@ -240,15 +279,16 @@ class ToolRegistry:
         kwargs, problems = check_arguments(tool.signature, parsed)
         if problems:
             return self._error(tool.name, "invalid arguments: " + "; ".join(problems))
-        try:
-            value = tool.fn(**kwargs)
-        except ToolError as err:
+        return tool, kwargs
+
+    def _failure(self, tool: Tool, err: Exception) -> ToolResult:
+        if isinstance(err, ToolError | MosaicError):
             return self._error(tool.name, str(err))
-        except MosaicError as err:
-            return self._error(tool.name, str(err))
-        except Exception as err:  # a tool's bug must not end the model loop
-            logger.warning("tool %s raised %s: %s", tool.name, type(err).__name__, redact(err))
-            return self._error(tool.name, f"{type(err).__name__}: {err}")
+        # An unexpected exception: its type and message (redacted), never its traceback.
+        logger.warning("tool %s raised %s: %s", tool.name, type(err).__name__, redact(err))
+        return self._error(tool.name, f"{type(err).__name__}: {err}")
+
+    def _finish(self, tool: Tool, value: Any) -> ToolResult:
         try:
             data = to_json_ready(value)
         except (TypeError, ValueError) as err:

@@ -109,7 +109,12 @@ class Workspace:
     @contextlib.contextmanager
     def _directory(self, parts: list[str], *, create: bool = False) -> Iterator[int]:
         """A descriptor of the directory ``parts`` names, reached without following any symlink."""
-        fd = os.open(self.root, _DIR_FLAGS)
+        try:
+            fd = os.open(self.root, _DIR_FLAGS)
+        except OSError:
+            raise SandboxError(
+                "the workspace directory is missing or was replaced; start a new session"
+            ) from None
         try:
             for depth, part in enumerate(parts):
                 try:
