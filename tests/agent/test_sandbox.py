@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mosaic_agent.tools import ToolRegistry, ToolsConfig, Workspace, WorkspaceTools
 
@@ -286,6 +288,8 @@ def test_shell_metacharacters_are_refused(scene, argument):
         (["grep", "--file=/etc/passwd", "x"], "absolute or home path"),
         (["grep", "--file=../../../outside/canary.txt", "x"], "climbs with '..'"),
         (["wc", "--files0-from=list"], "reads file names from a file"),
+        (["cat", "if=../../../outside/canary.txt"], "climbs with '..'"),
+        (["cat", "x=/etc/passwd"], "absolute or home path"),
         (["cat", ".git/config"], "reaches into .git"),
         (["sh", "-c", "cat /etc/passwd"], "is not an allowed command"),
         (["/bin/cat", "x"], "is not an allowed command"),
@@ -418,3 +422,38 @@ def test_inside_paths_still_work(scene):
     hits = scene.call("search_files", text="todo", ignore_case=True).data["matches"]
     assert hits == [{"path": "a/b/c.txt", "line": 1, "text": "hello TODO"}]
     scene.untouched()
+
+
+# -- 10. any path at all -------------------------------------------------------------------
+
+_PIECES = st.sampled_from(
+    ["..", ".", "/", "\\", "~", "a", "etc", "outside", "canary.txt", "\x00", "link", "*"]
+)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(path=st.lists(_PIECES, min_size=1, max_size=12).map("".join))
+def test_no_path_reads_or_writes_outside(tmp_path, path):
+    # One scene for all examples of this test run (function-scoped tmp_path is shared by them).
+    if str(tmp_path) not in _PROPERTY_SCENES:
+        _PROPERTY_SCENES[str(tmp_path)] = _property_scene(tmp_path)
+    scene = _PROPERTY_SCENES[str(tmp_path)]
+    read = scene.call("read_file", path=path)
+    assert CANARY not in read.content
+    write = scene.call("write_file", path=path, content="written")
+    scene.untouched()
+    if write.ok:
+        written = scene.ws / write.data["path"]
+        assert written.resolve().is_relative_to(scene.ws) and written.read_text() == "written"
+    for entry in scene.ws.parent.parent.iterdir():  # the root holds only users/
+        assert entry.name == "users"
+
+
+_PROPERTY_SCENES: dict[str, Scene] = {}
+
+
+def _property_scene(tmp_path: Path) -> Scene:
+    scene = Scene(tmp_path)
+    (scene.ws / "link").symlink_to(scene.outside)
+    (scene.ws / "etc").symlink_to("/etc")
+    return scene

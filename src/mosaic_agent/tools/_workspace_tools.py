@@ -184,6 +184,7 @@ class WorkspaceTools(ToolSet):
                 "GIT_CONFIG_GLOBAL": os.devnull,
                 "GIT_TERMINAL_PROMPT": "0",
                 "GIT_OPTIONAL_LOCKS": "0",
+                "GIT_LITERAL_PATHSPECS": "1",
                 "GIT_AUTHOR_NAME": name,
                 "GIT_AUTHOR_EMAIL": email,
                 "GIT_COMMITTER_NAME": name,
@@ -243,7 +244,8 @@ class WorkspaceTools(ToolSet):
         # Any argument may be a path to the program: none may be absolute, climb with "..",
         # start at "~", or reach into .git. An option's value must come after "=" (or as the
         # next argument), so "-f/etc/passwd" cannot hide a path behind a short option.
-        pieces = [arg]
+        # "key=value" arguments (dd-style) may carry a path on either side of the "=".
+        pieces = arg.split("=")
         if arg.startswith("-"):
             option, _, value = arg.partition("=")
             if "/" in option or "~" in option:
