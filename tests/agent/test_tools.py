@@ -364,3 +364,17 @@ def test_acall_awaits_async_tools_and_runs_plain_ones_in_a_thread():
     assert not failed.ok and "hunter2xyz" not in failed.content and "ValueError" in failed.content
     assert "missing required argument 'key'" in invalid.content
     assert "use acall()" in reg.call("fetch_note", {"key": "a"}).content
+
+
+@pytest.mark.parametrize("offset", [80, 95, 100, 105])
+def test_a_secret_cut_by_the_cap_is_still_masked(offset):
+    reg = ToolRegistry(max_result_chars=120)
+
+    def page() -> str:
+        """Return a long page with a password in it."""
+        return "x" * offset + " postgresql://app:supersecretpw@db/prod " + "y" * 5000
+
+    reg.register(page)
+    result = reg.call("page")
+    assert result.ok and "truncated" in result.content
+    assert "supers" not in result.content and "secretpw" not in result.content

@@ -124,10 +124,18 @@ def to_json_ready(value: Any) -> Any:
     return json.loads(json.dumps(value, default=_json_default))
 
 
+# Redaction costs microseconds per character, so only what the model will see is redacted:
+# the text cut a little beyond the limit first (a secret cut in half at the limit is still
+# whole in the window, and masked), then cut at the limit.
+_REDACT_MARGIN = 1024
+
+
 def _cap(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}\n... [truncated: {len(text) - limit} more characters]"
+    total = len(text)
+    shown = redact(text[: limit + _REDACT_MARGIN])
+    if total <= limit and len(shown) <= limit:
+        return shown
+    return f"{shown[:limit]}\n... [truncated: {total - limit} more characters]"
 
 
 def tool(fn: Callable[..., Any], *, name: str | None = None, description: str | None = None) -> Tool:
@@ -294,10 +302,10 @@ class ToolRegistry:
         except (TypeError, ValueError) as err:
             return self._error(tool.name, f"the tool returned a value that is not JSON: {err}")
         text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
-        return ToolResult(tool.name, True, _cap(redact(text), self.max_result_chars), data)
+        return ToolResult(tool.name, True, _cap(text, self.max_result_chars), data)
 
     def _error(self, name: str, message: str) -> ToolResult:
-        text = _cap(redact(f"error: {message}"), self.max_result_chars)
+        text = _cap(f"error: {message}", self.max_result_chars)
         return ToolResult(name, False, text)
 
 

@@ -166,6 +166,24 @@ class Workspace:
             raise
         return fd
 
+    def _read(self, fd: int) -> bytes:
+        """At most ``max_file_bytes + 1`` bytes of an open file, then close it."""
+        # os.read with the size fstat gave: a buffered read(n) would allocate n bytes up front.
+        try:
+            left = self.config.max_file_bytes + 1
+            chunks = []
+            size = min(os.fstat(fd).st_size + 1, left)
+            while left > 0:
+                chunk = os.read(fd, max(min(size, left), 1))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+                size = 65536
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
+
     def _check_file(self, st: os.stat_result, shown: list[str], *, check_size: bool = True) -> None:
         if stat.S_ISDIR(st.st_mode):
             raise SandboxError(f"{_show(shown)!r} is a directory; use list_dir")
@@ -190,9 +208,7 @@ class Workspace:
         if not parts:
             raise SandboxError("give the path of a file, not the workspace itself")
         with self._directory(parts[:-1]) as dir_fd:
-            fd = self._open_file(dir_fd, parts[-1], parts)
-            with os.fdopen(fd, "rb") as handle:
-                data = handle.read(self.config.max_file_bytes + 1)
+            data = self._read(self._open_file(dir_fd, parts[-1], parts))
         if len(data) > self.config.max_file_bytes:
             raise SandboxError(f"{_show(parts)!r} grew past {self.config.max_file_bytes} bytes while read")
         return data
@@ -270,14 +286,16 @@ class Workspace:
             raise ToolError("give a non-empty text to search for")
         parts = self.parts(path)
         needle = text.casefold() if ignore_case else text
+        needle_bytes = text.encode("utf-8")
         matches: list[dict[str, Any]] = []
         skipped = scanned = 0
         truncated = False
         with self._directory(parts) as dir_fd:
             for top, dirs, files, top_fd in os.fwalk(".", dir_fd=dir_fd, follow_symlinks=False):
                 dirs[:] = sorted(d for d in dirs if d != ".git")
+                here = [*parts, *Path(top).parts]
                 for name in sorted(files):
-                    rel = [*parts, *Path(top).parts, name]
+                    rel = [*here, name]
                     scanned += 1
                     if scanned > MAX_SEARCH_FILES or len(matches) >= MAX_SEARCH_MATCHES:
                         truncated = True
@@ -287,12 +305,16 @@ class Workspace:
                     except SandboxError:
                         skipped += 1
                         continue
-                    with os.fdopen(fd, "rb") as handle:
-                        data = handle.read(self.config.max_file_bytes)
+                    data = self._read(fd)[: self.config.max_file_bytes]
                     if b"\x00" in data:
                         skipped += 1
                         continue
-                    for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
+                    if not ignore_case and needle_bytes not in data:
+                        continue
+                    content = data.decode("utf-8", "replace")
+                    if ignore_case and needle not in content.casefold():
+                        continue
+                    for number, line in enumerate(content.splitlines(), 1):
                         haystack = line.casefold() if ignore_case else line
                         if needle in haystack:
                             matches.append({"path": _show(rel), "line": number, "text": line[:300]})

@@ -279,31 +279,34 @@ class WorkspaceTools(ToolSet):
         A program given a workspace path follows symlinks and reads through hard links, so the
         shell runs only in a workspace where both lead nowhere else.
         """
-        root = self.workspace.root
+        root = str(self.workspace.root)
         seen = 0
-        for top, dirs, files in os.walk(root, followlinks=False):
-            for name in dirs + files:
-                seen += 1
-                if seen > _MAX_SCAN_ENTRIES:
-                    raise SandboxError(
-                        f"the workspace holds more than {_MAX_SCAN_ENTRIES} entries; the shell tool "
-                        "checks every one for links out and refuses to run in one this big"
-                    )
-                full = Path(top, name)
-                st = os.lstat(full)
-                rel = full.relative_to(root).as_posix()
-                if stat.S_ISLNK(st.st_mode):
-                    target = Path(os.path.realpath(full))
-                    if not target.is_relative_to(root):
+        stack = [root]
+        while stack:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    seen += 1
+                    if seen > _MAX_SCAN_ENTRIES:
                         raise SandboxError(
-                            f"{rel!r} is a symlink leading outside the workspace; the shell tool does not "
-                            "run while one exists (remove it first)"
+                            f"the workspace holds more than {_MAX_SCAN_ENTRIES} entries; the shell tool "
+                            "checks every one for links out and refuses to run in one this big"
                         )
-                elif stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
-                    raise SandboxError(
-                        f"{rel!r} has {st.st_nlink} hard links and may be a file outside the workspace; "
-                        "the shell tool does not run while one exists"
-                    )
+                    if entry.is_symlink():
+                        target = os.path.realpath(entry.path)
+                        if target != root and not target.startswith(root + os.sep):
+                            raise SandboxError(
+                                f"{os.path.relpath(entry.path, root)!r} is a symlink leading outside the "
+                                "workspace; the shell tool does not run while one exists (remove it first)"
+                            )
+                    elif entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    elif entry.is_file(follow_symlinks=False):
+                        links = entry.stat(follow_symlinks=False).st_nlink
+                        if links > 1:
+                            raise SandboxError(
+                                f"{os.path.relpath(entry.path, root)!r} has {links} hard links and may be a "
+                                "file outside the workspace; the shell tool does not run while one exists"
+                            )
 
     def _run(self, argv: list[str], env: dict[str, str], timeout: float) -> Completed:
         limit = self.config.max_output_bytes
