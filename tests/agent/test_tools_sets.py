@@ -154,3 +154,30 @@ def test_a_session_registry_combines_the_sets_and_filters_them(sqlite_brain, tmp
         assert sqlite_brain.projects.list(alice).items == ()
         assert reg.call("workspace__write_file", {"path": "a.md", "content": "hi"}, allowed=allowed).ok
         assert (root / "a.md").read_text() == "hi"
+
+
+def test_builtin_tools_build_a_session_registry_with_the_configured_workspace(sqlite_brain, tmp_path):
+    from mosaic_agent.tools import ToolsConfig, builtin_tools
+    from mosaic_storage.brain import NotFound
+
+    ann = sqlite_brain.users.create(name="Ann").id
+    bob = sqlite_brain.users.create(name="Bob").id
+    team = sqlite_brain.teams.create(ann, name="Platform")
+    config = ToolsConfig.from_config(
+        {"workspace_root": str(tmp_path / "configured"), "tools": {"max_result_chars": 300}}
+    )
+    with open_memory(sqlite_brain.store) as memory:
+        reg = builtin_tools(ann, memory=memory, brain=sqlite_brain, team_id=team.id, config=config)
+        assert len(reg) == 25 and reg.max_result_chars == 300
+        assert reg.call("workspace.write_file", {"path": "plan.md", "content": "p" * 1000}).ok
+        assert (tmp_path / "configured" / "teams" / team.id / "plan.md").exists()
+        assert "truncated" in reg.call("workspace.read_file", {"path": "plan.md"}).content
+        with pytest.raises(NotFound):
+            builtin_tools(bob, brain=sqlite_brain, team_id=team.id, config=config)
+        only_memory = builtin_tools(bob, memory=memory)
+        assert only_memory.names() == [
+            "memory.remember",
+            "memory.recall",
+            "memory.set_preference",
+            "memory.get_preference",
+        ]

@@ -6,6 +6,7 @@ Everything users may touch is listed in ``__all__``; other modules may change.
 from __future__ import annotations
 
 from ._brain_tools import BrainTools
+from ._builtin import builtin_tools
 from ._config import DEFAULT_SHELL_ALLOW, ToolsConfig
 from ._memory_tools import MemoryTools
 from ._registry import Tool, ToolError, ToolRegistry, ToolResult, ToolSet, tool
@@ -27,5 +28,6 @@ __all__ = [
     "ToolsConfig",
     "Workspace",
     "WorkspaceTools",
+    "builtin_tools",
     "tool",
 ]
