@@ -177,6 +177,11 @@ def test_allowed_tools_filters_schemas_and_calls():
     assert reg.names(["workspace.*"]) == ["workspace.read_file", "workspace.shell"]
     assert reg.names(["memory.recall", "clock"]) == ["memory.recall", "clock"]
     assert reg.names(["*"]) == reg.names()
+    assert reg.names(["workspace__*", "memory__recall"]) == [
+        "memory.recall",
+        "workspace.read_file",
+        "workspace.shell",
+    ]
     assert reg.names([]) == []
     assert [s["name"] for s in reg.schemas(["memory.*"])] == ["memory.recall", "memory.remember"]
     refused = reg.call("workspace.shell", {}, allowed=["workspace.read_file", "memory.*"])

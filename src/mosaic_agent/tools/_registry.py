@@ -310,7 +310,9 @@ class ToolRegistry:
 
 
 def _allowed(name: str, patterns: Sequence[str]) -> bool:
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+    # Patterns may use either spelling: "workspace.*" or "workspace__*".
+    wire = name.replace(".", "__")
+    return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(wire, p) for p in patterns)
 
 
 def _parse_arguments(arguments: str | Mapping[str, Any] | None) -> tuple[dict[str, Any], str | None]:
