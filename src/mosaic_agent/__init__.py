@@ -32,14 +32,25 @@ from ._messages import (
 from ._openai import OpenAICompatibleProvider
 from ._provider import Provider
 from ._router import ModelStatus, Route, Router, build_provider
+from ._session import (
+    AgentSession,
+    ChatBackend,
+    Reply,
+    SessionError,
+    SessionEvent,
+    ToolCallEvent,
+    ToolResultEvent,
+)
 
 __all__ = [
     "CAPABILITY_TAGS",
     "PROVIDER_TYPES",
     "AgentConfig",
+    "AgentSession",
     "AllProvidersFailed",
     "AnthropicProvider",
     "Attempt",
+    "ChatBackend",
     "ChatResponse",
     "CredentialError",
     "Message",
@@ -52,15 +63,20 @@ __all__ = [
     "ProviderConfig",
     "ProviderCredentials",
     "ProviderError",
+    "Reply",
     "Route",
     "Router",
     "RoutingConfig",
     "Secret",
+    "SessionError",
+    "SessionEvent",
     "StreamEnd",
     "StreamEvent",
     "TextDelta",
     "ToolCall",
     "ToolCallDelta",
+    "ToolCallEvent",
+    "ToolResultEvent",
     "ToolSpec",
     "Usage",
     "build_provider",
