@@ -290,6 +290,7 @@ def test_shell_metacharacters_are_refused(scene, argument):
         (["wc", "--files0-from=list"], "reads file names from a file"),
         (["cat", "if=../../../outside/canary.txt"], "climbs with '..'"),
         (["cat", "x=/etc/passwd"], "absolute or home path"),
+        (["grep", "--regexp=a=/etc/passwd", "x"], "absolute or home path"),
         (["cat", ".git/config"], "reaches into .git"),
         (["sh", "-c", "cat /etc/passwd"], "is not an allowed command"),
         (["/bin/cat", "x"], "is not an allowed command"),
