@@ -290,6 +290,7 @@ def test_shell_metacharacters_are_refused(scene, argument):
         (["wc", "--files0-from=list"], "reads file names from a file"),
         (["cat", "if=../../../outside/canary.txt"], "climbs with '..'"),
         (["cat", "x=/etc/passwd"], "absolute or home path"),
+        (["grep", "--regexp=a=/etc/passwd", "x"], "absolute or home path"),
         (["cat", ".git/config"], "reaches into .git"),
         (["sh", "-c", "cat /etc/passwd"], "is not an allowed command"),
         (["/bin/cat", "x"], "is not an allowed command"),
@@ -421,6 +422,16 @@ def test_inside_paths_still_work(scene):
     assert listing["entries"] == [{"name": "c.txt", "type": "file", "size": 10}]
     hits = scene.call("search_files", text="todo", ignore_case=True).data["matches"]
     assert hits == [{"path": "a/b/c.txt", "line": 1, "text": "hello TODO"}]
+    grep = scene.call("shell", command=["grep", "-rn", "--include=*.txt", "TODO", "."])
+    assert grep.ok and grep.data == {"exit_code": 0, "output": "./a/b/c.txt:1:hello TODO\n"}
+    missing = scene.call("shell", command=["grep", "-n", "nothing", "a/b/c.txt"])
+    assert missing.ok and missing.data["exit_code"] == 1
+    subprocess.run(["git", "init", "-q", str(scene.ws)], check=True)
+    assert scene.call("git_commit", message="first").ok
+    assert scene.call("write_file", path="a/b/c.txt", content="hello DONE").ok
+    diff = scene.call("git_diff", path="a/b/c.txt")
+    assert diff.ok and "-hello TODO" in diff.content and "+hello DONE" in diff.content
+    assert "a/b/c.txt" in scene.call("git_status").content
     scene.untouched()
 
 

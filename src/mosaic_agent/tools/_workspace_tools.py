@@ -258,7 +258,7 @@ class WorkspaceTools(ToolSet):
                     f"argument {index} ({arg[:80]!r}) reads file names from a file, which could "
                     "name files outside the workspace; give the files as arguments"
                 )
-            pieces = [value] if value else []
+            pieces = value.split("=") if value else []
         for piece in pieces:
             if piece.startswith(("/", "~")):
                 raise SandboxError(
