@@ -83,6 +83,21 @@ class Message:
     ) -> Message:
         return cls("tool", content, tool_call_id=tool_call_id, name=name, is_error=is_error)
 
+    def to_dict(self) -> dict[str, Any]:
+        """A plain mapping (JSON-ready) that `from_dict` reads back; defaults are left out."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = [
+                {"id": c.id, "name": c.name, "arguments": c.arguments} for c in self.tool_calls
+            ]
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        if self.name is not None:
+            out["name"] = self.name
+        if self.is_error:
+            out["is_error"] = True
+        return out
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Message:
         """A message from a plain mapping with the same keys (``role``, ``content``, ...)."""

@@ -35,6 +35,9 @@ class Route:
 
     provider: str
     model: ModelConfig
+    #: False for a ``provider/model`` the config does not list: its tags are unknown, so no
+    #: tag rule skips it (the caller named it).
+    listed: bool = True
 
     @property
     def reference(self) -> str:
@@ -161,7 +164,7 @@ class Router:
             and _estimate_tokens(messages) > self._routing.long_context_tokens
         ):
             needed.add("long_context")
-        fitting = [r for r in routes if needed <= r.model.tags]
+        fitting = [r for r in routes if not r.listed or needed <= r.model.tags]
         if self._routing.order == "cost":
             fitting.sort(key=lambda r: r.model.cost)
         if not fitting:
@@ -198,7 +201,7 @@ class Router:
                 return Route(provider, candidate)
         if provider in self._providers:
             # Not listed in config: a model the provider serves, with no tags and no price.
-            return Route(provider, ModelConfig(model))
+            return Route(provider, ModelConfig(model), listed=False)
         raise NoRouteError(
             f"provider {provider!r} is not configured", remediation="see `mosaic agent models`"
         )

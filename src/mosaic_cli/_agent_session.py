@@ -53,7 +53,9 @@ def _session(
         try:
             registry = None
             if tools:
-                registry = builtin_tools(user, memory=memory, brain=brain, config=ToolsConfig.from_config(config))
+                registry = builtin_tools(
+                    user, memory=memory, brain=brain, config=ToolsConfig.from_config(config)
+                )
             common: dict[str, Any] = {"memory": memory, "tools": registry, "model": model}
             if conversation is not None:
                 session = AgentSession.resume(brain, user, router, conversation, **common)
@@ -128,7 +130,9 @@ def chat(
                     mark = "✓" if event.ok else "✗"
                     console.print(f"[dim]{mark} {_cell(event.content[:200])}[/]", highlight=False)
                 elif isinstance(event, Reply):
-                    console.print(f"\n[dim]({_cell(event.provider)}/{_cell(event.model)})[/]", highlight=False)
+                    console.print(
+                        f"\n[dim]({_cell(event.provider)}/{_cell(event.model)})[/]", highlight=False
+                    )
 
 
 # --- agent configurations ------------------------------------------------------------------
@@ -159,7 +163,8 @@ def agent_new(
     model: Annotated[str | None, typer.Option(help="Model name at that provider.")] = None,
     system_prompt: Annotated[str | None, typer.Option("--system-prompt", help="Its instructions.")] = None,
     tool: Annotated[
-        list[str] | None, typer.Option("--tool", help="An allowed tool or pattern, e.g. 'memory.*' (repeatable).")
+        list[str] | None,
+        typer.Option("--tool", help="An allowed tool or pattern, e.g. 'memory.*' (repeatable)."),
     ] = None,
     skill: Annotated[list[str] | None, typer.Option("--skill", help="A skill name (repeatable).")] = None,
     config: ConfigOption = None,

@@ -11,7 +11,10 @@ import typer
 
 import mosaic_storage as ms
 
-from . import _coord  # noqa: F401  (adds mission init|export|import, task next|done)
+from . import (
+    _agent_session,  # noqa: F401  (adds agent chat|run|list|new|show|delete)
+    _coord,  # noqa: F401  (adds mission init|export|import, task next|done)
+)
 from ._agent import agent_app
 from ._brain import mission_app, project_app, task_app
 from ._doctor import doctor

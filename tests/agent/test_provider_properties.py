@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mosaic_storage as ms
-from mosaic_agent import AnthropicProvider, Message, OpenAICompatibleProvider, ProviderError
+from mosaic_agent import AnthropicProvider, Message, OpenAICompatibleProvider, ProviderError, ToolCall
 from mosaic_agent._http import SSEDecoder, SSEEvent
 from tests.agent._servers import AnthropicServer, OpenAIServer
 
@@ -101,3 +101,18 @@ def test_without_httpx_the_error_names_the_extra(servers, monkeypatch):
     with pytest.raises(ms.MissingExtraError) as info:
         provider.chat([Message.user("go")], model="m1")
     assert "mosaic-stack[agent]" in str(info.value)
+
+
+_text = st.text(max_size=30)
+_calls = st.lists(st.builds(ToolCall, _text, _text, _text), max_size=3)
+_messages = st.one_of(
+    st.builds(Message.user, _text),
+    st.builds(Message.system, _text),
+    st.builds(Message.assistant, _text, _calls),
+    st.builds(Message.tool, _text, _text, name=st.none() | _text, is_error=st.booleans()),
+)
+
+
+@given(_messages)
+def test_messages_round_trip_through_plain_json(message):
+    assert Message.from_dict(json.loads(json.dumps(message.to_dict()))) == message

@@ -305,3 +305,12 @@ def test_any_object_following_the_protocol_can_be_routed_to():
         assert events[-1].response.content == "parrot: again"
         assert router.status()[0].probe.ok
     assert echo.closed
+
+
+def test_an_unlisted_model_named_directly_is_asked_whatever_the_tags(router, openai_server):
+    openai_server.push(openai_server.text("from an unlisted model"))
+    response = router.chat([Message.user("hi")], tools=[TOOL], model="local/llama-unlisted")
+    assert response.content == "from an unlisted model"
+    assert openai_server.chat_requests[0].body["model"] == "llama-unlisted"
+    with pytest.raises(NoRouteError, match="not configured"):
+        router.chat([Message.user("hi")], model="nowhere/x")

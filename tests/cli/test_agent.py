@@ -59,3 +59,41 @@ def test_mosaic_agent_models_refuses_a_bad_config_with_exit_2(tmp_path, mosaic):
     result = mosaic("agent", "models")
     assert result.returncode == 2
     assert "agent.providers.p.type" in result.stderr
+
+
+def test_mosaic_agent_credentials_set_list_delete(tmp_path, mosaic):
+    import mosaic_storage as ms
+    from mosaic_agent import ProviderCredentials, generate_secret_key
+    from mosaic_storage.brain import Brain
+
+    url = f"sqlite:///{tmp_path}/brain.db"
+    with ms.open_store(url) as store:
+        ms.upgrade(store)
+        ann = Brain(store).users.create(name="ann").id
+    config = {
+        "storage": {"url": url},
+        "agent": {
+            "providers": {"claude": {"type": "anthropic", "models": ["big"]}},
+            "credentials_key_env": "APP_KEY",
+        },
+    }
+    (tmp_path / "mosaic.config.json").write_text(json.dumps(config))
+    env = {"APP_KEY": generate_secret_key()}
+
+    stored = mosaic("agent", "credentials", "set", "claude", "--user", ann, env=env, input=KEY + "\n")
+    assert stored.returncode == 0, stored.stderr
+    listed = mosaic("agent", "credentials", "list", "--user", ann, "--json", env=env)
+    assert json.loads(listed.stdout) == {"user": ann, "providers": ["claude"]}
+    with ms.open_store(url) as store:
+        assert ProviderCredentials(store, key_env="APP_KEY", env=env).get(ann, "claude").reveal() == KEY
+    typo = mosaic("agent", "credentials", "set", "claud", "--user", ann, env=env, input=KEY + "\n")
+    assert typo.returncode == 2 and "configured in agent.providers: claude" in typo.stderr
+    no_key = mosaic(
+        "agent", "credentials", "set", "claude", "--user", ann, env={"APP_KEY": ""}, input=KEY + "\n"
+    )
+    assert no_key.returncode == 1 and "$APP_KEY is not set" in no_key.stderr
+    assert mosaic("agent", "credentials", "delete", "claude", "--user", ann, env=env).returncode == 0
+    again = mosaic("agent", "credentials", "delete", "claude", "--user", ann, env=env)
+    assert again.returncode == 1 and "no stored key" in again.stderr
+    for result in (stored, listed, typo, no_key, again):
+        assert KEY not in result.stdout + result.stderr
