@@ -249,5 +249,5 @@ def test_tool_call_events_carry_the_call(world, openai_server):
     events = list(session.stream("my theme?"))
     call = next(e for e in events if isinstance(e, ToolCallEvent)).call
     assert (call.id, call.name) == ("call_pref", "memory__get_preference")
-    stored_tool = [m for m in session.history() if m.role == "tool"][0]
+    stored_tool = next(m for m in session.history() if m.role == "tool")
     assert stored_tool.tool_call_id == "call_pref"
