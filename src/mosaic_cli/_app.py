@@ -11,9 +11,14 @@ import typer
 
 import mosaic_storage as ms
 
-from . import _coord  # noqa: F401  (adds mission init|export|import, task next|done)
+from . import (
+    _agent_session,  # noqa: F401  (adds agent chat|run|list|new|show|delete)
+    _coord,  # noqa: F401  (adds mission init|export|import, task next|done)
+)
+from ._agent import agent_app
 from ._brain import mission_app, project_app, task_app
 from ._doctor import doctor
+from ._mcp import mcp_app
 from ._memory import memory_app, pref_app
 from ._migrate import migrate_tier
 from ._options import ConfigOption, JsonOption, UrlOption, open_named_store
@@ -35,6 +40,8 @@ app.add_typer(task_app, name="task")
 app.command("migrate-tier")(migrate_tier)
 app.add_typer(memory_app, name="memory")
 app.add_typer(pref_app, name="pref")
+app.add_typer(mcp_app, name="mcp")
+app.add_typer(agent_app, name="agent")
 
 
 def _version(value: bool) -> None:

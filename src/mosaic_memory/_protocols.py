@@ -78,7 +78,16 @@ class InsightStore(Protocol):
 class SkillStore(Protocol):
     """Skills of each user: create, get, list, update, enable, disable, delete."""
 
-    def create(self, user_id: str, name: str, **fields: Any) -> Skill: ...
+    def create(
+        self,
+        user_id: str,
+        name: str,
+        *,
+        description: str | None = None,
+        version: str = "1",
+        config: Mapping[str, Any] | None = None,
+        enabled: bool = True,
+    ) -> Skill: ...
     def get(self, user_id: str, name: str) -> Skill | None: ...
     def list(self, user_id: str, *, enabled: bool | None = None) -> builtins.list[Skill]: ...
     def enable(self, user_id: str, name: str) -> Skill: ...

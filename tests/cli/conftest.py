@@ -18,7 +18,11 @@ def mosaic(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """``mosaic(*args, env=None, cwd=None)``: run the CLI, return the completed process."""
 
     def run(
-        *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+        *args: str,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        timeout: float = 120,
+        input: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         full_env = {**os.environ, "PYTHONPATH": str(SRC), "COLUMNS": "200", **(env or {})}
         return subprocess.run(
@@ -29,6 +33,7 @@ def mosaic(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
             env=full_env,
             cwd=cwd or tmp_path,
             timeout=timeout,
+            input=input,
         )
 
     return run

@@ -413,3 +413,23 @@ def test_a_write_breaking_a_data_rule_is_a_conflict_not_a_driver_error(brain, pe
     with pytest.raises(ConflictError):
         brain.users.update(people.bob.id, people.bob.id, email="ann@example.com")
     assert brain.users.get(people.bob.id, people.bob.id).email == "bob@example.com"
+
+
+def test_agents_are_deleted_by_their_writers_at_a_version_and_conversations_keep_going(brain, people):
+    personal = brain.agents.create(people.dan.id, name="mine")
+    team_agent = brain.agents.create(people.ann.id, name="ours", team_id=people.team.id)
+    system = brain.agents.create_system(name="helper")
+    talk = brain.conversations.create(people.dan.id, agent_id=personal.id)
+    with pytest.raises(NotFound):
+        brain.agents.delete(people.ann.id, personal.id, version=1)
+    with pytest.raises(AccessDenied):
+        brain.agents.delete(people.cid.id, team_agent.id, version=1)
+    with pytest.raises(AccessDenied):
+        brain.agents.delete(people.ann.id, system.id, version=1)
+    with pytest.raises(ConflictError):
+        brain.agents.delete(people.dan.id, personal.id, version=2)
+    brain.agents.delete(people.dan.id, personal.id, version=1)
+    brain.agents.delete(people.bob.id, team_agent.id, version=1)
+    with pytest.raises(NotFound):
+        brain.agents.get(people.dan.id, personal.id)
+    assert brain.conversations.get(people.dan.id, talk.id).agent_id is None

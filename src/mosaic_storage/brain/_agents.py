@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .._errors import ConflictError
 from .._ids import new_id
 from .._types import utcnow
 from ._access import agent_visible, agent_writable, agents
@@ -16,6 +17,8 @@ from ._base import (
     Repository,
     build,
     changes,
+    deny,
+    exists,
     fetch_page,
     insert_owned,
     not_found,
@@ -189,3 +192,24 @@ class Agents(Repository):
                 what="agent",
             )
         return from_row(Agent, row)
+
+    def delete(self, actor: str, agent_id: str, *, version: int) -> None:
+        """Delete the agent if it is still at ``version``; its conversations stay, without an agent.
+
+        Raises:
+            NotFound: not visible to ``actor``.
+            AccessDenied: visible but not changeable (a system agent, or a plain team member).
+            ConflictError: it changed since ``version`` was read; nothing was deleted.
+        """
+        with self._begin() as conn:
+            writable = agent_writable(actor)
+            result = conn.execute(
+                sa.delete(agents).where(agents.c.id == agent_id, agents.c.version == version, writable)
+            )
+            if result.rowcount == 1:
+                return
+            if not exists(conn, agents, agent_id, writable):
+                raise deny(conn, agents, agent_id, agent_visible(actor), "agent")
+            raise ConflictError(
+                f"agent {agent_id} changed since version {version}", remediation="read it again and retry"
+            )

@@ -1,0 +1,374 @@
+"""The HTTP both providers share (httpx): retries, no redirects, size limits, SSE, redacted errors."""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import json
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from mosaic_storage import redact
+from mosaic_storage._extras import require
+from mosaic_storage._redact import remember_secret, remember_secrets_in_url
+
+from ._errors import ProviderError
+
+if TYPE_CHECKING:
+    import httpx
+
+# 529 is Anthropic's "overloaded".
+RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+MAX_BODY = 16 * 1024 * 1024
+MAX_STREAM = 64 * 1024 * 1024
+MAX_LINE = 1024 * 1024
+_SAFE_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+def load_httpx() -> Any:
+    """httpx, or `MissingExtraError` naming ``pip install 'mosaic-stack[agent]'``."""
+    return require("httpx", extra="agent", purpose="LLM providers")
+
+
+@attrs.frozen
+class SSEEvent:
+    """One server-sent event: its ``event:`` name (``None`` when absent) and its ``data:`` text."""
+
+    event: str | None
+    data: str
+
+
+@attrs.frozen
+class ProbeResult:
+    """Whether a provider answered a cheap request: ``status`` is ok, unauthorized, unreachable or error."""
+
+    provider: str
+    status: str
+    latency_ms: float | None = None
+    detail: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def error_code(body: bytes) -> str | None:
+    """The error's machine-readable code or type (``model_not_found``), never its free text.
+
+    Servers echo requests and headers in messages, so only a short identifier is kept.
+    """
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        for key in ("code", "type"):
+            value = error.get(key)
+            if isinstance(value, str) and _SAFE_CODE.match(value):
+                return value
+    return None
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class SSEDecoder:
+    """Turns bytes, cut anywhere, into server-sent events; a line past ``max_line`` is a ValueError."""
+
+    def __init__(self, max_line: int = MAX_LINE) -> None:
+        self._buffer = b""
+        self._event: str | None = None
+        self._data: list[str] = []
+        self._max_line = max_line
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        self._buffer += chunk
+        *lines, self._buffer = self._buffer.split(b"\n")
+        if len(self._buffer) > self._max_line:
+            raise ValueError(f"streamed a line longer than {self._max_line} bytes")
+        events = []
+        for raw in lines:
+            event = self._line(raw.rstrip(b"\r").decode("utf-8", errors="replace"))
+            if event is not None:
+                events.append(event)
+        return events
+
+    def close(self) -> list[SSEEvent]:
+        """Events still held when the stream ends (a last event without its blank line)."""
+        events = self.feed(b"\n") if self._buffer else []
+        if self._data:
+            events.append(SSEEvent(self._event, "\n".join(self._data)))
+            self._event, self._data = None, []
+        return events
+
+    def _line(self, line: str) -> SSEEvent | None:
+        if not line:
+            event = SSEEvent(self._event, "\n".join(self._data)) if self._data else None
+            self._event, self._data = None, []
+            return event
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            self._event = value
+        elif name == "data":
+            self._data.append(value)
+        return None
+
+
+class HttpEndpoint:
+    """POSTs JSON to one base URL with retries; streams SSE; never follows a redirect.
+
+    A request that fails with a timeout, a connection error or 408/409/425/429/5xx/529 is
+    retried up to ``max_retries`` times, waiting ``backoff * 2**attempt`` (with jitter) or the
+    server's ``Retry-After``, at most ``max_backoff`` seconds. A stream is retried only
+    before its first byte was read. Error texts name the URL (redacted), the status and a
+    short error code, never the body, which may echo the key.
+    """
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        base_url: str,
+        headers: Mapping[str, str],
+        secret: str | None,
+        timeout: float,
+        max_retries: int,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        max_body: int = MAX_BODY,
+    ) -> None:
+        remember_secrets_in_url(base_url)
+        remember_secret(secret)
+        self.provider = provider
+        self.base_url = base_url.rstrip("/")
+        self._headers = dict(headers)
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.max_body = max_body
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"HttpEndpoint({self.provider!r}, {redact(self.base_url)!r})"
+
+    def client(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                httpx = load_httpx()
+                self._client = httpx.Client(
+                    headers=self._headers, timeout=self.timeout, follow_redirects=False, trust_env=True
+                )
+            return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    # --- requests ----------------------------------------------------------------------------
+
+    def post_json(self, path: str, body: Mapping[str, Any]) -> Any:
+        """The decoded JSON answer, read whole within ``timeout`` and ``max_body`` bytes."""
+        payload = json.dumps(body).encode()
+        raw = self._with_retries(path, lambda: self._post_once(path, payload))
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise self._error(path, "answered with something that is not JSON") from None
+
+    @contextlib.contextmanager
+    def stream_sse(self, path: str, body: Mapping[str, Any]) -> Iterator[Iterator[SSEEvent]]:
+        """Opens the stream (retrying until it starts) and yields an iterator of its events."""
+        payload = json.dumps(body).encode()
+        response = self._with_retries(path, lambda: self._open_stream(path, payload))
+        try:
+            yield self._events(path, response)
+        finally:
+            response.close()
+
+    def get_status(self, path: str, timeout: float) -> int:
+        """The status of one GET (no retries, no body read): for reachability probes."""
+        client = self.client()
+        with client.stream("GET", self.url(path), timeout=timeout) as response:
+            return int(response.status_code)
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _with_retries(self, path: str, send: Callable[[], Any]) -> Any:
+        httpx = load_httpx()
+        for attempt in range(self.max_retries + 1):
+            last = attempt == self.max_retries
+            try:
+                return send()
+            except ProviderError as err:
+                # A server asking for a longer wait than max_backoff is left alone: the error
+                # goes up (retryable), so a router can ask another provider meanwhile.
+                too_long = err.retry_after is not None and err.retry_after > self.max_backoff
+                if not err.retryable or last or too_long:
+                    raise
+                self._sleep(attempt, err.retry_after)
+            except httpx.TimeoutException as err:
+                if last:
+                    raise self._error(
+                        path,
+                        f"timed out after {attempt + 1} attempts ({type(err).__name__}, timeout "
+                        f"{self.timeout:g}s)",
+                        retryable=True,
+                        remediation="raise the provider's timeout or check the server's load",
+                    ) from None
+                self._sleep(attempt, None)
+            except httpx.TransportError as err:
+                if last:
+                    raise self._error(
+                        path,
+                        f"could not be reached after {attempt + 1} attempts ({type(err).__name__})",
+                        retryable=True,
+                        remediation="check that the server is up and base_url is right",
+                    ) from None
+                self._sleep(attempt, None)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _post_once(self, path: str, payload: bytes) -> bytes:
+        deadline = time.monotonic() + self.timeout
+        request = self.client().build_request(
+            "POST", self.url(path), content=payload, headers={"Content-Type": "application/json"}
+        )
+        response = self.client().send(request, stream=True)
+        try:
+            body = self._read(path, response, deadline, self.max_body)
+            self._check_status(path, response, body)
+            return body
+        finally:
+            response.close()
+
+    def _open_stream(self, path: str, payload: bytes) -> httpx.Response:
+        request = self.client().build_request(
+            "POST",
+            self.url(path),
+            content=payload,
+            headers={"Content-Type": "application/json", "Accept": "text/event-stream"},
+        )
+        response = self.client().send(request, stream=True)
+        if not 200 <= response.status_code < 300:
+            try:
+                body = self._read(path, response, time.monotonic() + self.timeout, 64 * 1024)
+                self._check_status(path, response, body)
+            finally:
+                response.close()
+        content_type = response.headers.get("content-type", "")
+        if "text/event-stream" not in content_type:
+            response.close()
+            raise self._error(path, "answered a stream request without text/event-stream")
+        return response
+
+    def _read(self, path: str, response: httpx.Response, deadline: float, limit: int) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise self._error(path, f"sent an answer larger than {limit} bytes")
+            if time.monotonic() > deadline:
+                raise self._error(
+                    path, f"took longer than the timeout ({self.timeout:g}s) to answer", retryable=True
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _check_status(self, path: str, response: httpx.Response, body: bytes) -> None:
+        status = int(response.status_code)
+        if 200 <= status < 300:
+            return
+        code = error_code(body)
+        suffix = f" ({code})" if code else ""
+        if 300 <= status < 400:
+            raise self._error(
+                path,
+                f"answered HTTP {status}, a redirect, which is never followed",
+                status=status,
+                remediation="point base_url at the final address (a redirect would carry the key)",
+            )
+        remediation = {
+            401: "check the API key (stored credential or the env var named by api_key_env)",
+            403: "check that the key may use this model",
+            404: "check base_url and the model name (is the model pulled or deployed?)",
+        }.get(status, "check the request and the provider's status")
+        err = self._error(
+            path,
+            f"answered HTTP {status}{suffix}",
+            status=status,
+            retryable=status in RETRY_STATUSES,
+            remediation=remediation,
+        )
+        err.retry_after = retry_after(response.headers.get("retry-after"))
+        raise err
+
+    def _events(self, path: str, response: httpx.Response) -> Iterator[SSEEvent]:
+        httpx = load_httpx()
+        decoder = SSEDecoder()
+        total = 0
+        try:
+            for chunk in response.iter_bytes():
+                total += len(chunk)
+                if total > MAX_STREAM:
+                    raise self._error(path, f"streamed more than {MAX_STREAM} bytes", started=True)
+                try:
+                    yield from decoder.feed(chunk)
+                except ValueError as err:
+                    raise self._error(path, str(err), started=True) from None
+        except httpx.TransportError as err:
+            raise self._error(
+                path, f"broke off the stream ({type(err).__name__})", retryable=True, started=True
+            ) from None
+        yield from decoder.close()
+
+    def _sleep(self, attempt: int, after: float | None) -> None:
+        delay = after if after is not None else self.backoff * (2**attempt) * (0.5 + random.random() / 2)
+        time.sleep(min(self.max_backoff, max(0.0, delay)))
+
+    def _error(
+        self,
+        path: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+        started: bool = False,
+        remediation: str | None = None,
+    ) -> ProviderError:
+        return ProviderError(
+            f"{redact(self.url(path))} {message}",
+            provider=self.provider,
+            status=status,
+            retryable=retryable,
+            started=started,
+            remediation=remediation,
+        )

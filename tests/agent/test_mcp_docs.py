@@ -1,0 +1,26 @@
+"""docs/mcp.md: the Python example runs; the client config names a real command line."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "mcp.md"
+
+
+def test_the_python_example_runs_and_recalls(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    [block] = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(block, str(DOC), "exec"), {})
+    assert "Ann prefers window seats" in out.getvalue()
+
+
+def test_the_client_config_is_json_for_mosaic_mcp_serve():
+    [block] = re.findall(r"```json\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
+    server = json.loads(block)["mcpServers"]["mosaic"]
+    assert server["command"] == "mosaic" and server["args"][:3] == ["mcp", "serve", "--user"]
