@@ -19,7 +19,7 @@ ROUTING_ORDERS: tuple[str, ...] = ("listed", "cost")
 DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
 DEFAULT_KEY_ENV = "MOSAIC_SECRET_KEY"
 
-_AGENT_KEYS = ("providers", "routing", "credentials_key_env", "tools", "workspace_root")
+_AGENT_KEYS = ("providers", "routing", "credentials_key_env", "tools", "workspace_root", "mcp_servers")
 _PROVIDER_KEYS = ("type", "base_url", "api_key_env", "timeout", "max_retries", "models")
 _MODEL_KEYS = ("name", "tags", "cost", "context_window")
 _ROUTING_KEYS = ("aliases", "default", "order", "long_context_tokens")

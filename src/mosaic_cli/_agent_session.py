@@ -16,7 +16,7 @@ from mosaic_storage.brain import Brain, to_dict
 from ._agent import agent_app
 from ._brain import UserOption, _cell, _list, _show
 from ._options import ConfigOption, JsonOption, UrlOption, open_named_store
-from ._output import EXIT_USAGE, console, fail, handle_errors, print_json
+from ._output import EXIT_USAGE, console, err_console, fail, handle_errors, print_json
 
 if TYPE_CHECKING:
     from mosaic_agent import AgentSession
@@ -47,24 +47,34 @@ def _session(
     from mosaic_memory import open_memory
 
     config = ms.load_config(config_path)
-    with open_named_store(config_path, url) as store, Router.from_config(config, env=None) as router:
+    with contextlib.ExitStack() as stack:
+        store = stack.enter_context(open_named_store(config_path, url))
+        router = stack.enter_context(Router.from_config(config, env=None))
         brain = Brain(store)
         memory = open_memory(store)
-        try:
-            registry = None
-            if tools:
-                registry = builtin_tools(
-                    user, memory=memory, brain=brain, config=ToolsConfig.from_config(config)
-                )
-            common: dict[str, Any] = {"memory": memory, "tools": registry, "model": model}
-            if conversation is not None:
-                session = AgentSession.resume(brain, user, router, conversation, **common)
-            else:
-                session = AgentSession.start(brain, user, router, agent=agent, **common)
-            with session:
-                yield session
-        finally:
-            memory.close()
+        stack.callback(memory.close)
+        registry = None
+        if tools:
+            limits = ToolsConfig.from_config(config)
+            registry = builtin_tools(user, memory=memory, brain=brain, config=limits)
+            servers = config.agent.get("mcp_servers")
+            if servers:
+                from mosaic_agent.mcp import McpBridge, servers_from_config
+
+                found = servers_from_config(servers, source=str(config.source))
+                bridge = stack.enter_context(McpBridge(found))
+                for status in bridge.statuses:
+                    if not status.ok:
+                        why = f"{_cell(status.name)} left out: {_cell(status.error)}"
+                        err_console.print(f"MCP server {why}", highlight=False)
+                registry.extend(bridge.tools())
+        common: dict[str, Any] = {"memory": memory, "tools": registry, "model": model}
+        if conversation is not None:
+            session = AgentSession.resume(brain, user, router, conversation, **common)
+        else:
+            session = AgentSession.start(brain, user, router, agent=agent, **common)
+        with session:
+            yield session
 
 
 @agent_app.command("run")

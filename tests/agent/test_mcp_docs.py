@@ -21,6 +21,10 @@ def test_the_python_example_runs_and_recalls(tmp_path, monkeypatch):
 
 
 def test_the_client_config_is_json_for_mosaic_mcp_serve():
-    [block] = re.findall(r"```json\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
-    server = json.loads(block)["mcpServers"]["mosaic"]
+    blocks = re.findall(r"```json\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
+    server = next(json.loads(b) for b in blocks if "mcpServers" in b)["mcpServers"]["mosaic"]
     assert server["command"] == "mosaic" and server["args"][:3] == ["mcp", "serve", "--user"]
+    recorded = next(json.loads(b) for b in blocks if "mcp_servers" in b)
+    from mosaic_agent.mcp import servers_from_config
+
+    assert servers_from_config(recorded["agent"]["mcp_servers"])["notes"].command == "python"
