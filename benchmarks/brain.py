@@ -109,20 +109,30 @@ def load(store: ms.Store, n_tasks: int, seed: int) -> dict[str, Any]:
     return {"brain": brain, "actor": actor, "project": visible[len(visible) // 2].id, "visible": len(visible)}
 
 
-VISIBLE_TASKS_SQL = """
+# The access rule written by hand, as the brain applies it: the actor's own projects and their
+# teams' projects; a task with no project is its creator's.
+ACTOR_TEAMS = "SELECT m.team_id FROM team_members m WHERE m.user_id = :actor"
+VISIBLE_TASKS_SQL = f"""
 SELECT t.* FROM tasks t
 WHERE t.id > :cursor
-  AND t.project_id IN (
-    SELECT p.id FROM projects p
-    WHERE p.owner_id = :actor
-       OR p.team_id IN (SELECT m.team_id FROM team_members m WHERE m.user_id = :actor))
+  AND (t.project_id IN (SELECT p.id FROM projects p WHERE p.owner_id = :actor OR p.team_id IN ({ACTOR_TEAMS}))
+       OR (t.project_id IS NULL AND t.created_by = :actor))
 ORDER BY t.id LIMIT :n
 """
-PROJECT_TASKS_SQL = "SELECT * FROM tasks WHERE project_id = :project AND id > :cursor ORDER BY id LIMIT :n"
-PROJECT_STATUS_SQL = (
-    "SELECT * FROM tasks WHERE project_id = :project AND status = :status"
-    " AND id > :cursor ORDER BY id LIMIT :n"
-)
+# One project's page, with the same rule checked once, on that project.
+PROJECT_VISIBLE = f"""EXISTS (
+    SELECT 1 FROM projects p
+    WHERE p.id = :project AND (p.owner_id = :actor OR p.team_id IN ({ACTOR_TEAMS})))"""
+PROJECT_TASKS_SQL = f"""
+SELECT t.* FROM tasks t
+WHERE t.project_id = :project AND {PROJECT_VISIBLE}
+  AND t.id > :cursor ORDER BY t.id LIMIT :n
+"""
+PROJECT_STATUS_SQL = f"""
+SELECT t.* FROM tasks t
+WHERE t.project_id = :project AND t.status = :status AND {PROJECT_VISIBLE}
+  AND t.id > :cursor ORDER BY t.id LIMIT :n
+"""
 
 
 def measure(
@@ -210,7 +220,7 @@ def main() -> None:
                     "one project's tasks",
                     lambda c: brain.tasks.list(actor, project_id=project, cursor=c, limit=size),
                     PROJECT_TASKS_SQL,
-                    {"project": project},
+                    {"project": project, "actor": actor},
                     args.pages,
                     size,
                 ),
@@ -221,7 +231,7 @@ def main() -> None:
                         actor, project_id=project, status="done", cursor=c, limit=size
                     ),
                     PROJECT_STATUS_SQL,
-                    {"project": project, "status": "done"},
+                    {"project": project, "status": "done", "actor": actor},
                     args.pages,
                     size,
                 ),
