@@ -413,3 +413,27 @@ def test_a_write_breaking_a_data_rule_is_a_conflict_not_a_driver_error(brain, pe
     with pytest.raises(ConflictError):
         brain.users.update(people.bob.id, people.bob.id, email="ann@example.com")
     assert brain.users.get(people.bob.id, people.bob.id).email == "bob@example.com"
+
+
+def test_only_its_user_deletes_a_conversation_and_its_messages_go_with_it(brain, people, migrated_store):
+    import sqlalchemy as sa
+
+    from mosaic_storage.schema import Message as MessageRow
+
+    conv = brain.conversations.create(people.ann.id, title="To forget")
+    kept = brain.conversations.create(people.ann.id, title="To keep")
+    for text in ("a", "b"):
+        brain.conversations.append(people.ann.id, conv.id, "user", text)
+    brain.conversations.append(people.ann.id, kept.id, "user", "stays")
+    with pytest.raises(NotFound):
+        brain.conversations.delete(people.bob.id, conv.id)
+    assert len(brain.conversations.messages(people.ann.id, conv.id)) == 2
+    brain.conversations.delete(people.ann.id, conv.id)
+    with pytest.raises(NotFound):
+        brain.conversations.get(people.ann.id, conv.id)
+    with pytest.raises(NotFound):
+        brain.conversations.delete(people.ann.id, conv.id)
+    with migrated_store.engine.connect() as conn:
+        left = conn.execute(sa.select(MessageRow.conversation_id)).scalars().all()
+    assert left == [kept.id]
+    assert [c.id for c in brain.conversations.list(people.ann.id)] == [kept.id]

@@ -128,6 +128,21 @@ class Conversations(Repository):
         """
         return self._set(actor, conversation_id, archived=archived)
 
+    def delete(self, actor: str, conversation_id: str) -> None:
+        """Delete the conversation and its messages; only its user may.
+
+        Raises:
+            NotFound: no such conversation, or someone else's (the two look the same).
+        """
+        with self._begin() as conn:
+            result = conn.execute(
+                sa.delete(conversations).where(
+                    conversations.c.id == conversation_id, conversation_visible(actor)
+                )
+            )
+            if result.rowcount != 1:
+                raise not_found("conversation", conversation_id)
+
     def _set(self, actor: str, conversation_id: str, **values: Any) -> Conversation:
         with self._begin() as conn:
             row = (
