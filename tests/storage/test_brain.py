@@ -437,3 +437,21 @@ def test_only_its_user_deletes_a_conversation_and_its_messages_go_with_it(brain,
         left = conn.execute(sa.select(MessageRow.conversation_id)).scalars().all()
     assert left == [kept.id]
     assert [c.id for c in brain.conversations.list(people.ann.id)] == [kept.id]
+
+
+def test_project_statuses_are_checked_before_writing_and_by_the_database(brain, people, migrated_store):
+    import sqlalchemy as sa
+
+    from mosaic_storage.schema import Project as ProjectRow
+
+    with pytest.raises(InvalidValue, match="archived"):
+        brain.projects.create(people.ann.id, name="P", status="someday")
+    project = brain.projects.create(people.ann.id, name="P", status="paused")
+    with pytest.raises(InvalidValue):
+        brain.projects.update(people.ann.id, project.id, version=1, status="someday")
+    with pytest.raises(InvalidValue):
+        brain.projects.list(people.ann.id, status="someday")
+    assert brain.projects.get(people.ann.id, project.id) == project
+    assert [p.id for p in brain.projects.list(people.ann.id, status=["paused", "active"])] == [project.id]
+    with pytest.raises(sa.exc.IntegrityError), migrated_store.engine.begin() as conn:
+        conn.execute(sa.update(ProjectRow).where(ProjectRow.id == project.id).values(status="someday"))

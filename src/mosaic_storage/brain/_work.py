@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from .._errors import ConflictError
 from .._ids import new_id
 from .._types import utcnow
-from ..schema import MISSION_STATUSES, TASK_PRIORITIES, TASK_STATUSES
+from ..schema import MISSION_STATUSES, PROJECT_STATUSES, TASK_PRIORITIES, TASK_STATUSES
 from ._access import (
     ACTOR,
     Id,
@@ -198,7 +198,9 @@ class Projects(_Owned[Project]):
         Raises:
             NotFound: the team is not visible to ``actor``, or ``actor`` is not a user.
             AccessDenied: ``actor`` is a plain member of the team.
+            InvalidValue: a status not in ``PROJECT_STATUSES``.
         """
+        check_one_of("status", status, PROJECT_STATUSES)
         now = utcnow()
         values = {
             "id": new_id(),
@@ -221,13 +223,13 @@ class Projects(_Owned[Project]):
         actor: str,
         *,
         team_id: str | None = None,
-        status: str | None = None,
+        status: str | Sequence[str] | None = None,
         updated_since: dt.datetime | None = None,
         cursor: str | None = None,
         limit: int = DEFAULT_PAGE_SIZE,
     ) -> Page[Project]:
         """The projects ``actor`` may see, oldest first, one keyset page at a time."""
-        filters = {"team_id": team_id, "status": status}
+        filters = {"team_id": team_id, **_statuses(status, PROJECT_STATUSES)}
         return self._page(actor, filters, updated_since=updated_since, cursor=cursor, limit=limit)
 
     def update(
@@ -247,7 +249,10 @@ class Projects(_Owned[Project]):
             NotFound: not visible to ``actor``.
             AccessDenied: visible but ``actor`` is a plain member of its team.
             ConflictError: it changed since ``version`` was read; nothing was written.
+            InvalidValue: a status not in ``PROJECT_STATUSES``.
         """
+        if status is not UNSET:
+            check_one_of("status", status, PROJECT_STATUSES)
         values = changes(name=name, description=description, status=status, metadata=metadata)
         return self._update(actor, project_id, version, values)
 
