@@ -18,7 +18,6 @@ from ._base import (
     insert_owned,
     keyset,
     not_found,
-    read_page,
     record_columns,
     versioned_update,
 )
@@ -138,7 +137,7 @@ class Agents(Repository):
         if system is not None:
             query = query.where(agents.c.is_system.is_(system))
         query = keyset(query, agents.c.id, after=cursor is not None)
-        return read_page(self, query, {}, Agent, cursor=cursor, limit=limit)
+        return self._read_page(query, {}, Agent, cursor=cursor, limit=limit)
 
     def update(
         self,

@@ -79,6 +79,25 @@ class Repository:
         # connection the server closed is retried once on a fresh one (see `run_read`).
         return run_read(self._engine, read)
 
+    def _read_page(
+        self,
+        query: sa.Select[Any],
+        params: dict[str, Any],
+        record: Callable[..., T],
+        *,
+        cursor: str | None,
+        limit: int,
+    ) -> Page[T]:
+        """Run a `keyset` page ``query`` (columns in ``record``'s field order) and build the page."""
+        size = page_size(limit)
+        params["limit"] = size + 1
+        if cursor is not None:
+            params["cursor"] = cursor
+        rows = self._read(lambda conn: conn.execute(query, params).all())
+        items = tuple(record(*row) for row in rows[:size])
+        next_cursor = str(rows[size - 1][0]) if len(rows) > size else None
+        return Page(items=items, next_cursor=next_cursor)
+
 
 _STATEMENTS: dict[Hashable, Any] = {}
 
@@ -114,26 +133,6 @@ def keyset(query: sa.Select[Any], id_column: Any, *, after: bool) -> sa.Select[A
     if after:
         query = query.where(id_column > sa.bindparam("cursor"))
     return query.order_by(id_column).limit(sa.bindparam("limit", type_=sa.Integer()))
-
-
-def read_page(
-    repository: Repository,
-    query: sa.Select[Any],
-    params: dict[str, Any],
-    record: Callable[..., T],
-    *,
-    cursor: str | None,
-    limit: int,
-) -> Page[T]:
-    """Run a `keyset` page ``query`` (columns in ``record``'s field order) and build the page."""
-    size = page_size(limit)
-    params["limit"] = size + 1
-    if cursor is not None:
-        params["cursor"] = cursor
-    rows = repository._read(lambda conn: conn.execute(query, params).all())
-    items = tuple(record(*row) for row in rows[:size])
-    next_cursor = str(rows[size - 1][0]) if len(rows) > size else None
-    return Page(items=items, next_cursor=next_cursor)
 
 
 def insert_where(conn: Connection, table: sa.Table, values: Mapping[str, Any], condition: Any) -> bool:

@@ -27,7 +27,6 @@ from ._base import (
     keyset,
     not_found,
     page_size,
-    read_page,
     record_columns,
 )
 from ._records import Conversation, Message, Page, from_row
@@ -100,7 +99,7 @@ class Conversations(Repository):
         if project_id is not None:
             query = query.where(conversations.c.project_id == project_id)
         query = keyset(query, conversations.c.id, after=cursor is not None)
-        return read_page(self, query, {}, Conversation, cursor=cursor, limit=limit)
+        return self._read_page(query, {}, Conversation, cursor=cursor, limit=limit)
 
     def search(self, actor: str, text: str, *, limit: int = DEFAULT_PAGE_SIZE) -> tuple[Conversation, ...]:
         """``actor``'s conversations whose title contains ``text`` (any case), most recently active first."""

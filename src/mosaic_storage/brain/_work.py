@@ -37,7 +37,6 @@ from ._base import (
     insert_where,
     keyset,
     not_found,
-    read_page,
     record_columns,
     statement,
     versioned_update,
@@ -138,7 +137,7 @@ class _Owned(Repository, Generic[R]):
         params["actor"] = actor
         if project_id is not None:
             params["project_id"] = project_id
-        return read_page(self, query, params, self._record, cursor=cursor, limit=limit)
+        return self._read_page(query, params, self._record, cursor=cursor, limit=limit)
 
     def _page_query(self, names: Sequence[str], *, in_project: bool, after: bool) -> sa.Select[Any]:
         table = self._table
