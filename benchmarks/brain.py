@@ -3,10 +3,10 @@
 Loads 1,000,000 tasks (times --scale) over 1,000 projects owned by users and teams, then pages
 through them as one user three ways: one project's tasks, one project's tasks with a status
 filter, and every task the user may see. Each page is fetched by `Brain.tasks.list` and by the
-raw SQL a person would write for the same page (same rows, checked), interleaved, and the p95
-per page is compared. Target: the brain within 1.5x of raw SQL. The raw SQL runs on a connection
-held for the whole run (the strict anchor) and, as an app would per request, on a connection
-taken from the pool for each page.
+raw SQL a person would write for the same page with the same access rule, through the same
+driver (same rows, checked), interleaved, and the p95 per page is compared. Target: the brain
+within 1.5x of raw SQL. The raw SQL runs on a connection held for the whole run (the strict
+anchor) and, as an app would per request, on a connection taken from the pool for each page.
 
 Run: python benchmarks/brain.py [--url URL] [--scale 0.1] [--pages 200]
 (default URL: an embedded PostgreSQL in a temporary directory; sqlite:///FILE works too)
