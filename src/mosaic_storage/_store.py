@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextvars
 import os
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import attrs
 import sqlalchemy as sa
@@ -24,6 +26,8 @@ from ._errors import ConfigError, SchemaError, TierDetectionError
 from ._extras import require
 from ._redact import redact, remember_secrets_in_url
 from ._types import VECTOR_FLAG
+
+T = TypeVar("T")
 
 META_TABLE = "store_meta"
 DEFAULT_EMBEDDING_DIM = 384
@@ -232,13 +236,75 @@ def _postgres_engine(url: str, storage: StorageConfig) -> Engine:
     if storage.schema:
         # The schema first, then public: extensions such as pgvector live in public.
         connect_args["options"] = f"-c search_path={storage.schema},public"
-    return sa.create_engine(
+    engine = sa.create_engine(
         sa_url,
         pool_size=storage.pool_size,
         max_overflow=storage.pool_size,
-        pool_pre_ping=True,
         connect_args=connect_args,
     )
+    _ping_on_checkout(engine)
+    return engine
+
+
+# Set only by `run_read`, around its checkout: that read retries on a dead connection instead.
+_PING_SKIPPED: contextvars.ContextVar[bool] = contextvars.ContextVar("mosaic_ping_skipped", default=False)
+_FRESH = "mosaic_fresh"
+
+
+def _ping_on_checkout(engine: Engine) -> None:
+    """SQLAlchemy's ``pool_pre_ping``, except for checkouts made by `run_read`.
+
+    A pooled connection the server has closed (restart, failover, idle timeout) is found by a
+    ping when it leaves the pool, and every older connection is replaced, exactly as
+    ``pool_pre_ping=True`` does. The ping is a round trip; a read through `run_read` skips it
+    and retries once on a fresh connection if the one it got turns out dead.
+    """
+    dialect = engine.dialect
+    driver_error = dialect.loaded_dbapi.Error
+
+    @sa.event.listens_for(engine, "connect")
+    def _fresh(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_FRESH] = True
+
+    @sa.event.listens_for(engine, "checkout")
+    def _ping(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        # A connection made for this checkout needs no ping (nor does pre_ping ping it).
+        if record.info.pop(_FRESH, False) or _PING_SKIPPED.get():
+            return
+        try:
+            dialect.do_ping(dbapi_conn)
+        except driver_error as err:
+            if dialect.is_disconnect(err, dbapi_conn, None):
+                # Invalidates this connection and every one pooled before now, then reconnects.
+                raise sa.exc.InvalidatePoolError() from err
+            raise
+
+
+def run_read(engine: Engine, read: Callable[[sa.Connection], T]) -> T:
+    """Run ``read`` (statements that only read) on a pooled connection, in one round trip each.
+
+    On PostgreSQL the connection runs in autocommit, so no ``BEGIN``/``ROLLBACK`` pair wraps
+    the statements, and it leaves the pool without the pre-ping. Each statement still sees one
+    consistent snapshot (READ COMMITTED gives a multi-statement transaction no more). If the
+    server closed the connection, SQLAlchemy invalidates it and the pool's older connections,
+    and ``read`` runs once more on a fresh one; a second failure is raised.
+    """
+    postgres = engine.dialect.name == "postgresql"
+    for attempt in (1, 2):
+        token = _PING_SKIPPED.set(True)
+        try:
+            conn = engine.connect()
+        finally:
+            _PING_SKIPPED.reset(token)
+        try:
+            with conn:
+                if postgres:
+                    conn.execution_options(isolation_level="AUTOCOMMIT")
+                return read(conn)
+        except sa.exc.DBAPIError as err:
+            if attempt == 2 or not err.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _probe(engine: Engine, config: MosaicConfig, *, tier_given: bool) -> Capabilities:

@@ -63,6 +63,7 @@ TEAM_ROLES = ("owner", "admin", "member")
 TASK_STATUSES = ("not_started", "in_progress", "blocked", "done", "cancelled")
 TASK_PRIORITIES = ("low", "medium", "high", "critical")
 MISSION_STATUSES = ("planning", "active", "paused", "completed", "cancelled")
+PROJECT_STATUSES = ("active", "paused", "completed", "archived")
 MESSAGE_ROLES = ("system", "user", "assistant", "tool")
 PREFERENCE_SOURCES = ("user", "agent")
 INSIGHT_ACTIONS = ("add", "update", "merge", "delete")
@@ -170,6 +171,7 @@ class Project(Base):
     __tablename__ = "projects"
     __table_args__ = (
         sa.CheckConstraint("(owner_id IS NULL) <> (team_id IS NULL)", name="owned_by_user_or_team"),
+        _one_of("status", PROJECT_STATUSES, "status"),
     )
 
     id: Mapped[str] = _id()

@@ -433,3 +433,45 @@ def test_agents_are_deleted_by_their_writers_at_a_version_and_conversations_keep
     with pytest.raises(NotFound):
         brain.agents.get(people.dan.id, personal.id)
     assert brain.conversations.get(people.dan.id, talk.id).agent_id is None
+
+
+def test_only_its_user_deletes_a_conversation_and_its_messages_go_with_it(brain, people, migrated_store):
+    import sqlalchemy as sa
+
+    from mosaic_storage.schema import Message as MessageRow
+
+    conv = brain.conversations.create(people.ann.id, title="To forget")
+    kept = brain.conversations.create(people.ann.id, title="To keep")
+    for text in ("a", "b"):
+        brain.conversations.append(people.ann.id, conv.id, "user", text)
+    brain.conversations.append(people.ann.id, kept.id, "user", "stays")
+    with pytest.raises(NotFound):
+        brain.conversations.delete(people.bob.id, conv.id)
+    assert len(brain.conversations.messages(people.ann.id, conv.id)) == 2
+    brain.conversations.delete(people.ann.id, conv.id)
+    with pytest.raises(NotFound):
+        brain.conversations.get(people.ann.id, conv.id)
+    with pytest.raises(NotFound):
+        brain.conversations.delete(people.ann.id, conv.id)
+    with migrated_store.engine.connect() as conn:
+        left = conn.execute(sa.select(MessageRow.conversation_id)).scalars().all()
+    assert left == [kept.id]
+    assert [c.id for c in brain.conversations.list(people.ann.id)] == [kept.id]
+
+
+def test_project_statuses_are_checked_before_writing_and_by_the_database(brain, people, migrated_store):
+    import sqlalchemy as sa
+
+    from mosaic_storage.schema import Project as ProjectRow
+
+    with pytest.raises(InvalidValue, match="archived"):
+        brain.projects.create(people.ann.id, name="P", status="someday")
+    project = brain.projects.create(people.ann.id, name="P", status="paused")
+    with pytest.raises(InvalidValue):
+        brain.projects.update(people.ann.id, project.id, version=1, status="someday")
+    with pytest.raises(InvalidValue):
+        brain.projects.list(people.ann.id, status="someday")
+    assert brain.projects.get(people.ann.id, project.id) == project
+    assert [p.id for p in brain.projects.list(people.ann.id, status=["paused", "active"])] == [project.id]
+    with pytest.raises(sa.exc.IntegrityError), migrated_store.engine.begin() as conn:
+        conn.execute(sa.update(ProjectRow).where(ProjectRow.id == project.id).values(status="someday"))

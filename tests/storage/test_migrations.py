@@ -13,7 +13,6 @@ from mosaic_storage.schema import Insight, Preference, Project, User, metadata
 
 def test_empty_database_has_no_revision(store):
     assert ms.current(store) is None
-    assert ms.head() == "0003"
 
 
 def test_upgrade_builds_exactly_the_models(migrated_store):
@@ -180,3 +179,47 @@ def test_0002_backfills_keyword_search_and_text_hashes_and_downgrades(store):
     assert ms.upgrade(store) == ms.head()
     with store.engine.connect() as conn:
         assert conn.execute(sa.text(match)).scalars().all() == ["i1"]
+
+
+def _project_status_revision() -> tuple[str, str]:
+    """(revision, down_revision) of the migration adding the project status check, whatever its number."""
+    import importlib.util
+    from pathlib import Path
+
+    versions = Path(ms.__file__).parent / "_alembic" / "versions"
+    (path,) = versions.glob("*_project_status_check.py")
+    spec = importlib.util.spec_from_file_location("project_status_check", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.revision, module.down_revision
+
+
+def test_the_project_status_check_refuses_unknown_statuses_until_they_are_fixed(store):
+    revision, before = _project_status_revision()
+    ms.upgrade(store, before)
+    insert = sa.text(
+        "INSERT INTO users (id, name, email_verified, created_at, updated_at)"
+        " VALUES ('u1', 'u', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP);"
+    )
+    project = sa.text(
+        "INSERT INTO projects (id, name, status, owner_id, metadata, version, created_at, updated_at)"
+        " VALUES (:id, 'p', :status, 'u1', '{}', 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+    )
+    with store.engine.begin() as conn:
+        conn.execute(insert)
+        conn.execute(project, [{"id": "p1", "status": "legacy"}, {"id": "p2", "status": "active"}])
+    with pytest.raises(ms.SchemaError, match="'legacy'") as refused:
+        ms.upgrade(store)
+    assert "active" in (refused.value.remediation or "")
+    assert ms.current(store) == before
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE projects SET status = 'archived' WHERE status = 'legacy'"))
+    assert ms.upgrade(store) == ms.head()
+    with pytest.raises(sa.exc.IntegrityError), store.engine.begin() as conn:
+        conn.execute(project, {"id": "p3", "status": "legacy"})
+    ms.downgrade(store, before)
+    with store.engine.begin() as conn:
+        conn.execute(project, {"id": "p3", "status": "legacy"})
+    ms.downgrade(store, "base")
+    assert revision != before

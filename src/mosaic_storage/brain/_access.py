@@ -9,13 +9,18 @@ from the very next statement.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import sqlalchemy as sa
 
 from ..schema import TABLES
 
 WRITE_ROLES = ("owner", "admin")
+
+Id: TypeAlias = str | sa.BindParameter[Any]
+"""An id, or a bind parameter standing for one in a statement built once and reused."""
+
+ACTOR: sa.BindParameter[str] = sa.bindparam("actor")
 
 users = TABLES["users"]
 teams = TABLES["teams"]
@@ -35,7 +40,7 @@ _shared_teams = team_members.alias("shared_teams")
 _access_projects = projects.alias("access_projects")
 
 
-def teams_of(actor: str, roles: Sequence[str] | None = None) -> sa.Select[Any]:
+def teams_of(actor: Id, roles: Sequence[str] | None = None) -> sa.Select[Any]:
     """Ids of the teams ``actor`` belongs to (with one of ``roles``, when given)."""
     tm = _actor_teams
     query = sa.select(tm.c.team_id).where(tm.c.user_id == actor)
@@ -49,18 +54,18 @@ def in_team(actor: str, team_id: str, roles: Sequence[str] | None = None) -> sa.
     return sa.literal(team_id).in_(teams_of(actor, roles))
 
 
-def project_visible(actor: str, table: sa.Table | Any = projects) -> sa.ColumnElement[bool]:
+def project_visible(actor: Id, table: sa.Table | Any = projects) -> sa.ColumnElement[bool]:
     """Rows of ``projects`` that ``actor`` may read."""
     return sa.or_(table.c.owner_id == actor, table.c.team_id.in_(teams_of(actor)))
 
 
-def project_writable(actor: str, table: sa.Table | Any = projects) -> sa.ColumnElement[bool]:
+def project_writable(actor: Id, table: sa.Table | Any = projects) -> sa.ColumnElement[bool]:
     """Rows of ``projects`` that ``actor`` may change."""
     return sa.or_(table.c.owner_id == actor, table.c.team_id.in_(teams_of(actor, WRITE_ROLES)))
 
 
 def _in_project(
-    table: sa.Table, actor: str, *, write: bool, project_id: str | None = None
+    table: sa.Table, actor: Id, *, write: bool, project_id: Id | None = None
 ) -> sa.ColumnElement[bool]:
     # IN, not a correlated EXISTS: SQLite then builds the set of projects once, not once per row.
     p = _access_projects
@@ -78,7 +83,7 @@ def _in_project(
     )
 
 
-def work_visible(table: sa.Table, actor: str, project_id: str | None = None) -> sa.ColumnElement[bool]:
+def work_visible(table: sa.Table, actor: Id, project_id: Id | None = None) -> sa.ColumnElement[bool]:
     """Rows of ``missions`` or ``tasks`` that ``actor`` may read (by their project).
 
     With ``project_id``, only that project's rows (the same rule, spelled for its index).
@@ -86,12 +91,12 @@ def work_visible(table: sa.Table, actor: str, project_id: str | None = None) -> 
     return _in_project(table, actor, write=False, project_id=project_id)
 
 
-def work_writable(table: sa.Table, actor: str) -> sa.ColumnElement[bool]:
+def work_writable(table: sa.Table, actor: Id) -> sa.ColumnElement[bool]:
     """Rows of ``missions`` or ``tasks`` that ``actor`` may change (by their project)."""
     return _in_project(table, actor, write=True)
 
 
-def agent_visible(actor: str) -> sa.ColumnElement[bool]:
+def agent_visible(actor: Id) -> sa.ColumnElement[bool]:
     """Agents ``actor`` may read: system agents, their own and their teams'."""
     return sa.or_(
         agents.c.is_system.is_(True),
@@ -100,7 +105,7 @@ def agent_visible(actor: str) -> sa.ColumnElement[bool]:
     )
 
 
-def agent_writable(actor: str) -> sa.ColumnElement[bool]:
+def agent_writable(actor: Id) -> sa.ColumnElement[bool]:
     """Agents ``actor`` may change: their own and those of teams they own or administer."""
     return sa.and_(
         agents.c.is_system.is_(False),
@@ -108,7 +113,7 @@ def agent_writable(actor: str) -> sa.ColumnElement[bool]:
     )
 
 
-def user_visible(actor: str) -> sa.ColumnElement[bool]:
+def user_visible(actor: Id) -> sa.ColumnElement[bool]:
     """Users ``actor`` may read: themselves and everyone sharing a team with them."""
     tm = _shared_teams
     return sa.or_(
@@ -117,6 +122,6 @@ def user_visible(actor: str) -> sa.ColumnElement[bool]:
     )
 
 
-def conversation_visible(actor: str) -> sa.ColumnElement[bool]:
+def conversation_visible(actor: Id) -> sa.ColumnElement[bool]:
     """Conversations are private to their user."""
     return conversations.c.user_id == actor

@@ -15,13 +15,13 @@ from ._base import (
     DEFAULT_PAGE_SIZE,
     UNSET,
     Repository,
-    build,
     changes,
     deny,
     exists,
-    fetch_page,
     insert_owned,
+    keyset,
     not_found,
+    record_columns,
     versioned_update,
 )
 from ._records import Agent, Page, from_row
@@ -118,15 +118,11 @@ class Agents(Repository):
         Raises:
             NotFound: no such agent, or not visible to ``actor``.
         """
-        with self._connect() as conn:
-            row = (
-                conn.execute(sa.select(agents).where(agents.c.id == agent_id, agent_visible(actor)))
-                .mappings()
-                .first()
-            )
+        query = sa.select(*record_columns(agents, Agent)).where(agents.c.id == agent_id, agent_visible(actor))
+        row = self._read(lambda conn: conn.execute(query).first())
         if row is None:
             raise not_found("agent", agent_id)
-        return from_row(Agent, row)
+        return Agent(*row)
 
     def list(
         self,
@@ -138,13 +134,13 @@ class Agents(Repository):
         limit: int = DEFAULT_PAGE_SIZE,
     ) -> Page[Agent]:
         """The agents ``actor`` may see (``system=True``: only system agents; ``False``: leave them out)."""
-        query = sa.select(agents).where(agent_visible(actor))
+        query = sa.select(*record_columns(agents, Agent)).where(agent_visible(actor))
         if team_id is not None:
             query = query.where(agents.c.team_id == team_id)
         if system is not None:
             query = query.where(agents.c.is_system.is_(system))
-        with self._connect() as conn:
-            return fetch_page(conn, query, agents.c.id, cursor=cursor, limit=limit, build=build(Agent))
+        query = keyset(query, agents.c.id, after=cursor is not None)
+        return self._read_page(query, {}, Agent, cursor=cursor, limit=limit)
 
     def update(
         self,

@@ -1,23 +1,26 @@
-"""What every repository shares: transactions, guarded inserts and updates, keyset pages."""
+"""What every repository shares: transactions, reads, reused statements, guarded writes, keyset pages."""
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
 import enum
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
+import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from .._errors import AccessDenied, ConflictError
 from .._redact import redact
+from .._store import run_read
 from .._types import utcnow
 from ._access import WRITE_ROLES, in_team, users
-from ._records import InvalidValue, NotFound, Page, from_row
+from ._records import InvalidValue, NotFound, Page
 
 T = TypeVar("T")
+S = TypeVar("S")
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -111,9 +114,69 @@ class Repository:
         except sa.exc.IntegrityError as err:
             raise _integrity_conflict(err) from None
 
-    def _connect(self) -> Any:
+    def _read(self, read: Callable[[Connection], T]) -> T:
+        # Inside `atomic`, reads see the block's own writes on its connection. Otherwise they
+        # run in autocommit without the pool's ping: one round trip per statement, and a
+        # connection the server closed is retried once on a fresh one (see `run_read`).
         shared = _shared(self._engine)
-        return contextlib.nullcontext(shared) if shared is not None else self._engine.connect()
+        if shared is not None:
+            return read(shared)
+        return run_read(self._engine, read)
+
+    def _read_page(
+        self,
+        query: sa.Select[Any],
+        params: dict[str, Any],
+        record: Callable[..., T],
+        *,
+        cursor: str | None,
+        limit: int,
+    ) -> Page[T]:
+        """Run a `keyset` page ``query`` (columns in ``record``'s field order) and build the page."""
+        size = page_size(limit)
+        params["limit"] = size + 1
+        if cursor is not None:
+            params["cursor"] = cursor
+        rows = self._read(lambda conn: conn.execute(query, params).all())
+        items = tuple(record(*row) for row in rows[:size])
+        next_cursor = str(rows[size - 1][0]) if len(rows) > size else None
+        return Page(items=items, next_cursor=next_cursor)
+
+
+_STATEMENTS: dict[Hashable, Any] = {}
+
+
+def statement(key: Hashable, build: Callable[[], S]) -> S:
+    """The statement ``build()`` makes, built once per ``key`` and reused with new parameter values.
+
+    Statements on hot paths are written with bind parameters (``sa.bindparam("actor")``)
+    instead of values: building a SQLAlchemy expression and its cache key on every call cost
+    more than the query itself, while a reused statement goes straight to its compiled form.
+    The keys are shapes (which filters a call uses), so the cache stays small.
+    """
+    found = _STATEMENTS.get(key)
+    if found is None:
+        found = _STATEMENTS[key] = build()
+    return found
+
+
+def record_columns(table: sa.Table, record: type[Any], *, first: str = "id") -> list[sa.Column[Any]]:
+    """The columns of ``table`` named like the fields of ``record``, in the fields' order.
+
+    Rows selected this way build records positionally (``record(*row)``), the cheapest way;
+    ``first`` is checked because pages take their cursor from the first column.
+    """
+    columns = [table.c[field.name] for field in attrs.fields(record)]
+    if columns[0].name != first:
+        raise TypeError(f"{record.__name__} must start with {first!r}")
+    return columns
+
+
+def keyset(query: sa.Select[Any], id_column: Any, *, after: bool) -> sa.Select[Any]:
+    """``query`` as one keyset page: ``id > :cursor`` when ``after``, by id, ``LIMIT :limit``."""
+    if after:
+        query = query.where(id_column > sa.bindparam("cursor"))
+    return query.order_by(id_column).limit(sa.bindparam("limit", type_=sa.Integer()))
 
 
 def insert_where(conn: Connection, table: sa.Table, values: Mapping[str, Any], condition: Any) -> bool:
@@ -212,30 +275,6 @@ def versioned_update(
         f"{what} {record_id} is at version {current}, not {version}: it changed since you read it",
         remediation="read it again, reapply your change and retry",
     )
-
-
-def fetch_page(
-    conn: Connection,
-    query: sa.Select[Any],
-    id_column: Any,
-    *,
-    cursor: str | None,
-    limit: int,
-    build: Callable[[RowMapping], T],
-) -> Page[T]:
-    """One keyset page of ``query`` ordered by ``id_column`` (ids sort by creation time)."""
-    size = page_size(limit)
-    if cursor is not None:
-        query = query.where(id_column > cursor)
-    rows = conn.execute(query.order_by(id_column).limit(size + 1)).mappings().all()
-    items = tuple(build(row) for row in rows[:size])
-    next_cursor = str(rows[size - 1][id_column.key]) if len(rows) > size else None
-    return Page(items=items, next_cursor=next_cursor)
-
-
-def build(cls: type[T]) -> Callable[[RowMapping], T]:
-    """A row-to-record function for ``cls``."""
-    return lambda row: from_row(cls, row)
 
 
 def ids(values: Iterable[str]) -> list[str]:

@@ -22,12 +22,12 @@ from ._access import (
 from ._base import (
     DEFAULT_PAGE_SIZE,
     Repository,
-    build,
     check_one_of,
     exists,
-    fetch_page,
+    keyset,
     not_found,
     page_size,
+    record_columns,
 )
 from ._records import Conversation, Message, Page, from_row
 
@@ -75,19 +75,13 @@ class Conversations(Repository):
         Raises:
             NotFound: no such conversation, or someone else's.
         """
-        with self._connect() as conn:
-            row = (
-                conn.execute(
-                    sa.select(conversations).where(
-                        conversations.c.id == conversation_id, conversation_visible(actor)
-                    )
-                )
-                .mappings()
-                .first()
-            )
+        query = sa.select(*record_columns(conversations, Conversation)).where(
+            conversations.c.id == conversation_id, conversation_visible(actor)
+        )
+        row = self._read(lambda conn: conn.execute(query).first())
         if row is None:
             raise not_found("conversation", conversation_id)
-        return from_row(Conversation, row)
+        return Conversation(*row)
 
     def list(
         self,
@@ -99,26 +93,23 @@ class Conversations(Repository):
         limit: int = DEFAULT_PAGE_SIZE,
     ) -> Page[Conversation]:
         """``actor``'s conversations, oldest first; ``archived=None`` lists archived ones too."""
-        query = sa.select(conversations).where(conversation_visible(actor))
+        query = sa.select(*record_columns(conversations, Conversation)).where(conversation_visible(actor))
         if archived is not None:
             query = query.where(conversations.c.archived.is_(archived))
         if project_id is not None:
             query = query.where(conversations.c.project_id == project_id)
-        with self._connect() as conn:
-            return fetch_page(
-                conn, query, conversations.c.id, cursor=cursor, limit=limit, build=build(Conversation)
-            )
+        query = keyset(query, conversations.c.id, after=cursor is not None)
+        return self._read_page(query, {}, Conversation, cursor=cursor, limit=limit)
 
     def search(self, actor: str, text: str, *, limit: int = DEFAULT_PAGE_SIZE) -> tuple[Conversation, ...]:
         """``actor``'s conversations whose title contains ``text`` (any case), most recently active first."""
         query = (
-            sa.select(conversations)
+            sa.select(*record_columns(conversations, Conversation))
             .where(conversation_visible(actor), conversations.c.title.icontains(text, autoescape=True))
             .order_by(conversations.c.updated_at.desc(), conversations.c.id.desc())
             .limit(page_size(limit))
         )
-        with self._connect() as conn:
-            return tuple(from_row(Conversation, row) for row in conn.execute(query).mappings())
+        return self._read(lambda conn: tuple(Conversation(*row) for row in conn.execute(query)))
 
     def rename(self, actor: str, conversation_id: str, title: str | None) -> Conversation:
         """Set the conversation's title.
@@ -135,6 +126,21 @@ class Conversations(Repository):
             NotFound: no such conversation, or someone else's.
         """
         return self._set(actor, conversation_id, archived=archived)
+
+    def delete(self, actor: str, conversation_id: str) -> None:
+        """Delete the conversation and its messages; only its user may.
+
+        Raises:
+            NotFound: no such conversation, or someone else's (the two look the same).
+        """
+        with self._begin() as conn:
+            result = conn.execute(
+                sa.delete(conversations).where(
+                    conversations.c.id == conversation_id, conversation_visible(actor)
+                )
+            )
+            if result.rowcount != 1:
+                raise not_found("conversation", conversation_id)
 
     def _set(self, actor: str, conversation_id: str, **values: Any) -> Conversation:
         with self._begin() as conn:
@@ -208,10 +214,13 @@ class Conversations(Repository):
             NotFound: no such conversation, or someone else's, or ``before`` is not one of its messages.
         """
         size = page_size(last)
-        with self._connect() as conn:
+
+        def read(conn: Any) -> tuple[Message, ...]:
             if not exists(conn, conversations, conversation_id, conversation_visible(actor)):
                 raise not_found("conversation", conversation_id)
-            query = sa.select(messages).where(messages.c.conversation_id == conversation_id)
+            query = sa.select(*record_columns(messages, Message)).where(
+                messages.c.conversation_id == conversation_id
+            )
             if before is not None:
                 anchor = conn.execute(
                     sa.select(messages.c.seq).where(
@@ -221,5 +230,7 @@ class Conversations(Repository):
                 if anchor is None:
                     raise not_found("message", before)
                 query = query.where(messages.c.seq < anchor)
-            rows = conn.execute(query.order_by(messages.c.seq.desc()).limit(size)).mappings().all()
-        return tuple(from_row(Message, row) for row in reversed(rows))
+            rows = conn.execute(query.order_by(messages.c.seq.desc()).limit(size)).all()
+            return tuple(Message(*row) for row in reversed(rows))
+
+        return self._read(read)

@@ -12,7 +12,7 @@ from .._ids import new_id
 from .._types import utcnow
 from ..schema import TEAM_ROLES
 from ._access import WRITE_ROLES, team_members, teams, teams_of, user_visible, users
-from ._base import UNSET, Repository, changes, check_one_of, insert_where, not_found
+from ._base import UNSET, Repository, changes, check_one_of, insert_where, not_found, record_columns
 from ._records import Membership, Team, User, from_row
 
 
@@ -53,15 +53,11 @@ class Users(Repository):
         Raises:
             NotFound: no such user, or not visible to ``actor``.
         """
-        with self._connect() as conn:
-            row = (
-                conn.execute(sa.select(users).where(users.c.id == user_id, user_visible(actor)))
-                .mappings()
-                .first()
-            )
+        query = sa.select(*record_columns(users, User)).where(users.c.id == user_id, user_visible(actor))
+        row = self._read(lambda conn: conn.execute(query).first())
         if row is None:
             raise not_found("user", user_id)
-        user = from_row(User, row)
+        user = User(*row)
         # Teammates see each other's names; an email address stays its owner's to see.
         return user if user_id == actor else attrs.evolve(user, email=None)
 
@@ -150,23 +146,19 @@ class Teams(Repository):
         Raises:
             NotFound: no such team, or ``actor`` is not a member.
         """
-        with self._connect() as conn:
-            row = (
-                conn.execute(sa.select(teams).where(teams.c.id == team_id, teams.c.id.in_(teams_of(actor))))
-                .mappings()
-                .first()
-            )
+        query = sa.select(*record_columns(teams, Team)).where(
+            teams.c.id == team_id, teams.c.id.in_(teams_of(actor))
+        )
+        row = self._read(lambda conn: conn.execute(query).first())
         if row is None:
             raise not_found("team", team_id)
-        return from_row(Team, row)
+        return Team(*row)
 
     def list(self, actor: str) -> tuple[Team, ...]:
         """The teams ``actor`` belongs to, oldest first."""
-        with self._connect() as conn:
-            rows = conn.execute(
-                sa.select(teams).where(teams.c.id.in_(teams_of(actor))).order_by(teams.c.id)
-            ).mappings()
-            return tuple(from_row(Team, row) for row in rows)
+        columns = record_columns(teams, Team)
+        query = sa.select(*columns).where(teams.c.id.in_(teams_of(actor))).order_by(teams.c.id)
+        return self._read(lambda conn: tuple(Team(*row) for row in conn.execute(query)))
 
     def members(self, actor: str, team_id: str) -> tuple[Membership, ...]:
         """The members of a team ``actor`` belongs to, in the order they joined.
@@ -174,28 +166,22 @@ class Teams(Repository):
         Raises:
             NotFound: no such team, or ``actor`` is not a member.
         """
-        with self._connect() as conn:
-            rows = (
-                conn.execute(
-                    sa.select(team_members)
-                    .where(team_members.c.team_id == team_id, team_members.c.team_id.in_(teams_of(actor)))
-                    .order_by(team_members.c.created_at, team_members.c.id)
-                )
-                .mappings()
-                .all()
-            )
+        query = (
+            sa.select(*record_columns(team_members, Membership, first="team_id"))
+            .where(team_members.c.team_id == team_id, team_members.c.team_id.in_(teams_of(actor)))
+            .order_by(team_members.c.created_at, team_members.c.id)
+        )
+        rows = self._read(lambda conn: conn.execute(query).all())
         if not rows:
             raise not_found("team", team_id)
-        return tuple(from_row(Membership, row) for row in rows)
+        return tuple(Membership(*row) for row in rows)
 
     def role(self, actor: str, team_id: str) -> str | None:
         """``actor``'s role in the team, ``None`` if not a member."""
-        with self._connect() as conn:
-            return conn.execute(  # type: ignore[no-any-return]
-                sa.select(team_members.c.role).where(
-                    team_members.c.team_id == team_id, team_members.c.user_id == actor
-                )
-            ).scalar()
+        query = sa.select(team_members.c.role).where(
+            team_members.c.team_id == team_id, team_members.c.user_id == actor
+        )
+        return self._read(lambda conn: conn.execute(query).scalar())
 
     def add_member(self, actor: str, team_id: str, user_id: str, role: str = "member") -> Membership:
         """Add ``user_id`` to the team with ``role``; ``actor`` must be an owner or admin.

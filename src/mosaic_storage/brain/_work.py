@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
@@ -11,8 +11,10 @@ import sqlalchemy as sa
 from .._errors import ConflictError
 from .._ids import new_id
 from .._types import utcnow
-from ..schema import MISSION_STATUSES, TASK_PRIORITIES, TASK_STATUSES
+from ..schema import MISSION_STATUSES, PROJECT_STATUSES, TASK_PRIORITIES, TASK_STATUSES
 from ._access import (
+    ACTOR,
+    Id,
     missions,
     project_visible,
     project_writable,
@@ -27,15 +29,16 @@ from ._base import (
     DEFAULT_PAGE_SIZE,
     UNSET,
     Repository,
-    build,
     changes,
     check_one_of,
     deny,
     exists,
-    fetch_page,
     insert_owned,
     insert_where,
+    keyset,
     not_found,
+    record_columns,
+    statement,
     versioned_update,
 )
 from ._records import InvalidValue, Mission, Page, Project, Task, from_row
@@ -50,10 +53,10 @@ class _Owned(Repository, Generic[R]):
     _record: type[R]
     _what: str
 
-    def _visible(self, actor: str) -> Any:
+    def _visible(self, actor: Id) -> Any:
         raise NotImplementedError
 
-    def _writable(self, actor: str) -> Any:
+    def _writable(self, actor: Id) -> Any:
         raise NotImplementedError
 
     def get(self, actor: str, record_id: str) -> R:
@@ -62,17 +65,17 @@ class _Owned(Repository, Generic[R]):
         Raises:
             NotFound: no such record, or not visible to ``actor``.
         """
-        with self._connect() as conn:
-            row = (
-                conn.execute(
-                    sa.select(self._table).where(self._table.c.id == record_id, self._visible(actor))
-                )
-                .mappings()
-                .first()
-            )
+        table = self._table
+        query = statement(
+            (type(self), "get"),
+            lambda: sa.select(*record_columns(table, self._record)).where(
+                table.c.id == sa.bindparam("id"), self._visible(ACTOR)
+            ),
+        )
+        row = self._read(lambda conn: conn.execute(query, {"id": record_id, "actor": actor}).first())
         if row is None:
             raise not_found(self._what, record_id)
-        return from_row(self._record, row)
+        return self._record(*row)
 
     def delete(self, actor: str, record_id: str, *, version: int) -> None:
         """Delete the record (and, by cascade, what it contains) if it is still at ``version``.
@@ -115,28 +118,51 @@ class _Owned(Repository, Generic[R]):
     def _page(
         self,
         actor: str,
-        filters: Iterable[Any],
+        filters: dict[str, Any],
         *,
         updated_since: dt.datetime | None,
         cursor: str | None,
         limit: int,
-        visible: Any = None,
+        project_id: str | None = None,
     ) -> Page[R]:
-        table = self._table
-        query = sa.select(table).where(self._visible(actor) if visible is None else visible, *filters)
+        params: dict[str, Any] = {name: value for name, value in filters.items() if value is not None}
         if updated_since is not None:
-            query = query.where(table.c.updated_at >= updated_since)
-        with self._connect() as conn:
-            return fetch_page(conn, query, table.c.id, cursor=cursor, limit=limit, build=build(self._record))
+            params["updated_since"] = updated_since
+        names = tuple(sorted(params))
+        in_project = project_id is not None
+        query = statement(
+            (type(self), "page", names, in_project, cursor is not None),
+            lambda: self._page_query(names, in_project=in_project, after=cursor is not None),
+        )
+        params["actor"] = actor
+        if project_id is not None:
+            params["project_id"] = project_id
+        return self._read_page(query, params, self._record, cursor=cursor, limit=limit)
+
+    def _page_query(self, names: Sequence[str], *, in_project: bool, after: bool) -> sa.Select[Any]:
+        table = self._table
+        visible = (
+            work_visible(table, ACTOR, sa.bindparam("project_id")) if in_project else self._visible(ACTOR)
+        )
+        query = sa.select(*record_columns(table, self._record)).where(visible)
+        for name in names:
+            if name == "updated_since":
+                query = query.where(table.c.updated_at >= sa.bindparam(name))
+            elif name == "statuses":
+                query = query.where(table.c.status.in_(sa.bindparam(name, expanding=True)))
+            else:
+                query = query.where(table.c[name] == sa.bindparam(name))
+        return keyset(query, table.c.id, after=after)
 
 
-def _statuses(column: Any, status: str | Sequence[str] | None, allowed: Sequence[str]) -> list[Any]:
+def _statuses(status: str | Sequence[str] | None, allowed: Sequence[str]) -> dict[str, Any]:
+    """The status filter of a list: ``status = :status`` for one, ``status IN :statuses`` for several."""
     if status is None:
-        return []
-    wanted = [status] if isinstance(status, str) else list(status)
+        return {}
+    wanted = [status] if isinstance(status, str) else list(dict.fromkeys(status))
     for value in wanted:
         check_one_of("status", value, allowed)
-    return [column.in_(wanted)]
+    return {"status": wanted[0]} if len(wanted) == 1 else {"statuses": wanted}
 
 
 class Projects(_Owned[Project]):
@@ -150,10 +176,10 @@ class Projects(_Owned[Project]):
     _record = Project
     _what = "project"
 
-    def _visible(self, actor: str) -> Any:
+    def _visible(self, actor: Id) -> Any:
         return project_visible(actor)
 
-    def _writable(self, actor: str) -> Any:
+    def _writable(self, actor: Id) -> Any:
         return project_writable(actor)
 
     def create(
@@ -171,7 +197,9 @@ class Projects(_Owned[Project]):
         Raises:
             NotFound: the team is not visible to ``actor``, or ``actor`` is not a user.
             AccessDenied: ``actor`` is a plain member of the team.
+            InvalidValue: a status not in ``PROJECT_STATUSES``.
         """
+        check_one_of("status", status, PROJECT_STATUSES)
         now = utcnow()
         values = {
             "id": new_id(),
@@ -194,17 +222,13 @@ class Projects(_Owned[Project]):
         actor: str,
         *,
         team_id: str | None = None,
-        status: str | None = None,
+        status: str | Sequence[str] | None = None,
         updated_since: dt.datetime | None = None,
         cursor: str | None = None,
         limit: int = DEFAULT_PAGE_SIZE,
     ) -> Page[Project]:
         """The projects ``actor`` may see, oldest first, one keyset page at a time."""
-        filters = []
-        if team_id is not None:
-            filters.append(projects.c.team_id == team_id)
-        if status is not None:
-            filters.append(projects.c.status == status)
+        filters = {"team_id": team_id, **_statuses(status, PROJECT_STATUSES)}
         return self._page(actor, filters, updated_since=updated_since, cursor=cursor, limit=limit)
 
     def update(
@@ -224,7 +248,10 @@ class Projects(_Owned[Project]):
             NotFound: not visible to ``actor``.
             AccessDenied: visible but ``actor`` is a plain member of its team.
             ConflictError: it changed since ``version`` was read; nothing was written.
+            InvalidValue: a status not in ``PROJECT_STATUSES``.
         """
+        if status is not UNSET:
+            check_one_of("status", status, PROJECT_STATUSES)
         values = changes(name=name, description=description, status=status, metadata=metadata)
         return self._update(actor, project_id, version, values)
 
@@ -245,10 +272,10 @@ class Missions(_Owned[Mission]):
     _record = Mission
     _what = "mission"
 
-    def _visible(self, actor: str) -> Any:
+    def _visible(self, actor: Id) -> Any:
         return work_visible(missions, actor)
 
-    def _writable(self, actor: str) -> Any:
+    def _writable(self, actor: Id) -> Any:
         return work_writable(missions, actor)
 
     def create(
@@ -300,14 +327,9 @@ class Missions(_Owned[Mission]):
         limit: int = DEFAULT_PAGE_SIZE,
     ) -> Page[Mission]:
         """The missions ``actor`` may see, oldest first, one keyset page at a time."""
-        filters = _statuses(missions.c.status, status, MISSION_STATUSES)
+        filters = _statuses(status, MISSION_STATUSES)
         return self._page(
-            actor,
-            filters,
-            updated_since=updated_since,
-            cursor=cursor,
-            limit=limit,
-            visible=work_visible(missions, actor, project_id),
+            actor, filters, updated_since=updated_since, cursor=cursor, limit=limit, project_id=project_id
         )
 
     def update(
@@ -354,10 +376,10 @@ class Tasks(_Owned[Task]):
     _record = Task
     _what = "task"
 
-    def _visible(self, actor: str) -> Any:
+    def _visible(self, actor: Id) -> Any:
         return work_visible(tasks, actor)
 
-    def _writable(self, actor: str) -> Any:
+    def _writable(self, actor: Id) -> Any:
         return work_writable(tasks, actor)
 
     def create(
@@ -437,17 +459,9 @@ class Tasks(_Owned[Task]):
         limit: int = DEFAULT_PAGE_SIZE,
     ) -> Page[Task]:
         """The tasks ``actor`` may see, filtered, oldest first, one keyset page at a time."""
-        filters = _statuses(tasks.c.status, status, TASK_STATUSES)
-        for column, value in ((tasks.c.mission_id, mission_id), (tasks.c.assignee_id, assignee_id)):
-            if value is not None:
-                filters.append(column == value)
+        filters = {**_statuses(status, TASK_STATUSES), "mission_id": mission_id, "assignee_id": assignee_id}
         return self._page(
-            actor,
-            filters,
-            updated_since=updated_since,
-            cursor=cursor,
-            limit=limit,
-            visible=work_visible(tasks, actor, project_id),
+            actor, filters, updated_since=updated_since, cursor=cursor, limit=limit, project_id=project_id
         )
 
     def update(
@@ -568,16 +582,22 @@ class Tasks(_Owned[Task]):
         Raises:
             NotFound: ``task_id`` is not visible to ``actor``.
         """
-        with self._connect() as conn:
+
+        def read(conn: Any) -> tuple[Task, ...] | None:
             if not exists(conn, tasks, task_id, self._visible(actor)):
-                raise not_found("task", task_id)
+                return None
             rows = conn.execute(
-                sa.select(tasks)
+                sa.select(*record_columns(tasks, Task))
                 .join(task_dependencies, task_dependencies.c.depends_on_id == tasks.c.id)
                 .where(task_dependencies.c.task_id == task_id, self._visible(actor))
                 .order_by(tasks.c.id)
-            ).mappings()
-            return tuple(from_row(Task, row) for row in rows)
+            )
+            return tuple(Task(*row) for row in rows)
+
+        found = self._read(read)
+        if found is None:
+            raise not_found("task", task_id)
+        return found
 
 
 def _reachable(conn: Any, start: str) -> set[str]:

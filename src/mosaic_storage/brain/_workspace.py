@@ -63,9 +63,9 @@ class Workspaces(Repository):
             path = workspace_path(self.root, team_id=team_id)
             rule = in_team(actor, team_id)
             what, wanted = "team", team_id
-        with self._connect() as conn:
-            if conn.execute(sa.select(sa.literal(1)).where(rule)).first() is None:
-                raise not_found(what, wanted)
+        query = sa.select(sa.literal(1)).where(rule)
+        if self._read(lambda conn: conn.execute(query).first()) is None:
+            raise not_found(what, wanted)
         if create:
             path.mkdir(parents=True, exist_ok=True)
         return path
