@@ -8,7 +8,7 @@ from typing import Any
 
 from ._base import HttpProvider
 from ._errors import ProviderError
-from ._http import RETRY_STATUSES, HttpEndpoint, SSEEvent
+from ._http import DECODE_ERRORS, RETRY_STATUSES, HttpEndpoint, SSEEvent, check_api_key
 from ._messages import (
     ChatResponse,
     FinishReason,
@@ -56,11 +56,15 @@ class AnthropicProvider(HttpProvider):
         max_retries: int = 2,
         backoff: float = 0.5,
         max_backoff: float = 8.0,
+        stream_idle_timeout: float | None = None,
+        trust_env: bool = False,
+        allow_insecure_http: bool = False,
         api_version: str = API_VERSION,
     ) -> None:
         from ._config import check_base_url
 
         check_base_url(base_url)
+        api_key = check_api_key(api_key, provider=name)
         headers = {"Accept": "application/json", "anthropic-version": api_version}
         if api_key:
             headers["x-api-key"] = api_key
@@ -75,6 +79,9 @@ class AnthropicProvider(HttpProvider):
                 max_retries=max_retries,
                 backoff=backoff,
                 max_backoff=max_backoff,
+                stream_idle_timeout=stream_idle_timeout,
+                trust_env=trust_env,
+                allow_insecure_http=allow_insecure_http,
             ),
         )
 
@@ -124,7 +131,7 @@ class AnthropicProvider(HttpProvider):
                 provider=self.name,
                 model=str(data.get("model") or model),
             )
-        except (KeyError, IndexError, TypeError, AttributeError) as err:
+        except DECODE_ERRORS as err:
             raise self._protocol_error(f"an unexpected answer ({type(err).__name__})") from None
 
     def _assemble(self, events: Iterator[SSEEvent], model: str) -> Iterator[StreamEvent]:
@@ -176,7 +183,7 @@ class AnthropicProvider(HttpProvider):
                     break
             except ProviderError:
                 raise
-            except (ValueError, TypeError, AttributeError, KeyError) as err:
+            except DECODE_ERRORS as err:
                 raise self._protocol_error(
                     f"a malformed stream event ({type(err).__name__})", started=True
                 ) from None

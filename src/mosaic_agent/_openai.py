@@ -7,7 +7,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ._base import HttpProvider
-from ._http import HttpEndpoint, SSEEvent
+from ._errors import ProviderError
+from ._http import DECODE_ERRORS, HttpEndpoint, SSEEvent, check_api_key
 from ._messages import (
     ChatResponse,
     FinishReason,
@@ -51,10 +52,14 @@ class OpenAICompatibleProvider(HttpProvider):
         max_retries: int = 2,
         backoff: float = 0.5,
         max_backoff: float = 8.0,
+        stream_idle_timeout: float | None = None,
+        trust_env: bool = False,
+        allow_insecure_http: bool = False,
     ) -> None:
         from ._config import check_base_url
 
         check_base_url(base_url)
+        api_key = check_api_key(api_key, provider=name)
         headers = {"Accept": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -69,6 +74,9 @@ class OpenAICompatibleProvider(HttpProvider):
                 max_retries=max_retries,
                 backoff=backoff,
                 max_backoff=max_backoff,
+                stream_idle_timeout=stream_idle_timeout,
+                trust_env=trust_env,
+                allow_insecure_http=allow_insecure_http,
             ),
         )
 
@@ -118,7 +126,7 @@ class OpenAICompatibleProvider(HttpProvider):
                 provider=self.name,
                 model=str(data.get("model") or model),
             )
-        except (KeyError, IndexError, TypeError, AttributeError) as err:
+        except DECODE_ERRORS as err:
             raise self._protocol_error(f"an unexpected answer ({type(err).__name__})") from None
 
     def _assemble(self, events: Iterator[SSEEvent], model: str) -> Iterator[StreamEvent]:
@@ -155,7 +163,9 @@ class OpenAICompatibleProvider(HttpProvider):
                         fragment = function.get("arguments") or ""
                         call["arguments"].append(fragment)
                         yield ToolCallDelta(index, part.get("id"), function.get("name"), fragment)
-            except (ValueError, TypeError, AttributeError, KeyError) as err:
+            except ProviderError:
+                raise
+            except DECODE_ERRORS as err:
                 raise self._protocol_error(
                     f"a malformed stream event ({type(err).__name__})", started=True
                 ) from None
