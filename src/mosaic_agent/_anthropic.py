@@ -132,9 +132,12 @@ class AnthropicProvider(HttpProvider):
                 model=str(data.get("model") or model),
             )
         except DECODE_ERRORS as err:
-            raise self._protocol_error(f"an unexpected answer ({type(err).__name__})") from None
+            kind = type(err).__name__
+        # Outside the handler: int("the server's text") must not ride along as __context__.
+        raise self._protocol_error(f"an unexpected answer ({kind})")
 
     def _assemble(self, events: Iterator[SSEEvent], model: str) -> Iterator[StreamEvent]:
+        malformed: str | None = None
         text: list[str] = []
         blocks: dict[int, dict[str, Any]] = {}
         input_tokens = output_tokens = 0
@@ -184,9 +187,11 @@ class AnthropicProvider(HttpProvider):
             except ProviderError:
                 raise
             except DECODE_ERRORS as err:
-                raise self._protocol_error(
-                    f"a malformed stream event ({type(err).__name__})", started=True
-                ) from None
+                malformed = type(err).__name__
+                break
+        if malformed is not None:
+            # Outside the handler: the exception quoting the event does not ride along.
+            raise self._protocol_error(f"a malformed stream event ({malformed})", started=True)
         if stop is None:
             raise self._protocol_error("a stream that ended before it finished", started=True)
         calls = tuple(

@@ -96,13 +96,14 @@ class HttpProvider:
                 for event in self._assemble(events, model):
                     started = True
                     yield event
+                return
             except ProviderError:
                 raise
             except DECODE_ERRORS as err:
                 # Text pieces of the wrong type and the like, met while assembling the answer.
-                raise self._protocol_error(
-                    f"a malformed stream ({type(err).__name__})", started=started
-                ) from None
+                kind = type(err).__name__
+            # Outside the handler, so no __context__ quoting the server.
+            raise self._protocol_error(f"a malformed stream ({kind})", started=started)
 
     def probe(self, timeout: float = 3.0) -> ProbeResult:
         """GET the provider's model list: any answer means reachable; 401/403 mean a bad key."""

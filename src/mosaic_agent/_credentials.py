@@ -185,6 +185,7 @@ class ProviderCredentials:
 
     def _unwrap(self, plain: bytes, user_id: str, provider: str, name: str) -> str:
         """The secret in a decrypted payload, after checking it was written for this very row."""
+        secret: str | None
         try:
             if not plain.startswith(_PAYLOAD_PREFIX):
                 raise ValueError
@@ -194,10 +195,13 @@ class ProviderCredentials:
             if not isinstance(secret, str):
                 raise ValueError
         except (ValueError, KeyError, TypeError, RecursionError):
+            secret = None
+        if secret is None:
+            # Outside the handler: a JSONDecodeError would hold the decrypted text (.doc).
             raise CredentialError(
                 f"the stored credential for provider {provider!r} is in an older or unknown format",
                 remediation="store the credential again (mosaic agent credentials set)",
-            ) from None
+            )
         remember_secret(secret)
         if bound != (user_id, provider, name):
             raise CredentialError(

@@ -278,8 +278,10 @@ class HttpEndpoint:
         try:
             return json.loads(raw)
         except (ValueError, RecursionError):
-            # Retryable: another provider (or a later try) may answer properly.
-            raise self._error(path, "answered with something that is not JSON", retryable=True) from None
+            pass
+        # Raised outside the handler: a JSONDecodeError holds the whole answer (.doc).
+        # Retryable: another provider (or a later try) may answer properly.
+        raise self._error(path, "answered with something that is not JSON", retryable=True)
 
     @contextlib.contextmanager
     def stream_sse(self, path: str, body: Mapping[str, Any]) -> Iterator[Iterator[SSEEvent]]:
@@ -304,9 +306,13 @@ class HttpEndpoint:
     # --- internals ---------------------------------------------------------------------------
 
     def _with_retries(self, path: str, send: Callable[[], Any]) -> Any:
+        # httpx's exceptions hold the request, Authorization header included, so errors are
+        # raised after the handler ends: they carry no __context__ (not even a suppressed one).
         httpx = load_httpx()
         for attempt in range(self.max_retries + 1):
             last = attempt == self.max_retries
+            failure: ProviderError | None = None
+            wait: float | None = None
             try:
                 return send()
             except ProviderError as err:
@@ -315,35 +321,35 @@ class HttpEndpoint:
                 too_long = err.retry_after is not None and err.retry_after > self.max_backoff
                 if not err.retryable or last or too_long:
                     raise
-                self._sleep(attempt, err.retry_after)
+                wait = err.retry_after
             except httpx.TimeoutException as err:
                 if last:
-                    raise self._error(
+                    failure = self._error(
                         path,
                         f"timed out after {attempt + 1} attempts ({type(err).__name__}, timeout "
                         f"{self.timeout:g}s)",
                         retryable=True,
                         remediation="raise the provider's timeout or check the server's load",
-                    ) from None
-                self._sleep(attempt, None)
+                    )
             except httpx.TransportError as err:
                 if last:
-                    raise self._error(
+                    failure = self._error(
                         path,
                         f"could not be reached after {attempt + 1} attempts ({type(err).__name__})",
                         retryable=True,
                         remediation="check that the server is up and base_url is right",
-                    ) from None
-                self._sleep(attempt, None)
+                    )
             except httpx.HTTPError as err:
-                # DecodingError and the like: the exception holds the request, with its
-                # Authorization header, so only its type goes up. Another provider may answer.
-                raise self._error(
+                # DecodingError and the like: only its type goes up. Another provider may answer.
+                failure = self._error(
                     path,
                     f"sent an answer that could not be read ({type(err).__name__})",
                     retryable=True,
                     remediation="check that base_url points at a server of this provider's type",
-                ) from None
+                )
+            if failure is not None:
+                raise failure
+            self._sleep(attempt, wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _post_once(self, path: str, payload: bytes) -> bytes:
@@ -470,6 +476,7 @@ class HttpEndpoint:
         decoder = SSEDecoder()
         total = 0
         started = False
+        broke: ProviderError | None
         # Only whole events move the deadline: keep-alive comments (": ping") do not.
         deadline = opened + self.timeout
         try:
@@ -499,9 +506,13 @@ class HttpEndpoint:
                     started = True
                     yield event
         except httpx.HTTPError as err:
-            raise self._error(
+            broke = self._error(
                 path, f"broke off the stream ({type(err).__name__})", retryable=True, started=started
-            ) from None
+            )
+        else:
+            broke = None
+        if broke is not None:
+            raise broke  # outside the handler: no __context__ holding the request
         yield from decoder.close()
 
     def _sleep(self, attempt: int, after: float | None) -> None:

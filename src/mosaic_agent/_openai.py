@@ -127,9 +127,12 @@ class OpenAICompatibleProvider(HttpProvider):
                 model=str(data.get("model") or model),
             )
         except DECODE_ERRORS as err:
-            raise self._protocol_error(f"an unexpected answer ({type(err).__name__})") from None
+            kind = type(err).__name__
+        # Outside the handler: int("the server's text") must not ride along as __context__.
+        raise self._protocol_error(f"an unexpected answer ({kind})")
 
     def _assemble(self, events: Iterator[SSEEvent], model: str) -> Iterator[StreamEvent]:
+        malformed: str | None = None
         text: list[str] = []
         calls: dict[int, dict[str, Any]] = {}
         usage = Usage()
@@ -166,9 +169,11 @@ class OpenAICompatibleProvider(HttpProvider):
             except ProviderError:
                 raise
             except DECODE_ERRORS as err:
-                raise self._protocol_error(
-                    f"a malformed stream event ({type(err).__name__})", started=True
-                ) from None
+                malformed = type(err).__name__
+                break
+        if malformed is not None:
+            # Outside the handler: the exception quoting the event does not ride along.
+            raise self._protocol_error(f"a malformed stream event ({malformed})", started=True)
         if not done and finish is None:
             raise self._protocol_error("a stream that ended before it finished", started=True)
         assembled = tuple(

@@ -209,6 +209,7 @@ def test_a_row_in_the_unbound_format_is_refused(sqlite_users):
     with pytest.raises(CredentialError, match="older or unknown format") as info:
         creds.get(ann, "openai")
     assert PLAIN not in str(info.value)
+    assert info.value.__context__ is None  # a JSONDecodeError would hold the decrypted text
 
 
 def test_the_rotation_hint_names_the_new_key_first(sqlite_users):

@@ -40,7 +40,7 @@ def provider_for(server: ScriptedServer, **kwargs: object) -> OpenAICompatiblePr
 def assert_clean(err: BaseException) -> None:
     """No server text, no key, no chained exception carrying either."""
     assert KEY not in str(err) and KEY not in repr(err)
-    assert err.__cause__ is None and err.__suppress_context__
+    assert err.__cause__ is None and err.__context__ is None
 
 
 def bad_usage(server: ScriptedServer, value: object) -> Reply:
