@@ -40,7 +40,8 @@ class AnthropicProvider(HttpProvider):
 
     System messages become the ``system`` parameter, tool calls ``tool_use`` blocks and tool
     results ``tool_result`` blocks in a user turn. ``max_tokens`` defaults to 4096. The key
-    goes in ``x-api-key`` and is registered for redaction.
+    goes in ``x-api-key`` and is registered for redaction. ``stream_idle_timeout``,
+    ``trust_env`` and ``allow_insecure_http`` work as for `OpenAICompatibleProvider`.
     """
 
     _chat_path = "/v1/messages"

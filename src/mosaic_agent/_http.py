@@ -393,6 +393,7 @@ class HttpEndpoint:
         (the worker closes the response if it ever gets one).
         """
         client = self.client()
+        limit = max(0.0, deadline - time.monotonic())
         lock = threading.Lock()
         done = threading.Event()
         box: dict[str, Any] = {}
@@ -413,14 +414,14 @@ class HttpEndpoint:
             done.set()
 
         threading.Thread(target=run, name=f"mosaic-http-{self.provider}", daemon=True).start()
-        done.wait(max(0.0, deadline - time.monotonic()))
+        done.wait(limit)
         with lock:
             if "response" not in box and "error" not in box:
                 box["abandoned"] = True
         if box.get("abandoned"):
             raise self._error(
                 path,
-                f"timed out: its response headers did not arrive within {self.timeout:g}s",
+                f"timed out: its response headers did not arrive within {limit:g}s",
                 retryable=True,
                 remediation="raise the provider's timeout or check the server's load",
             )

@@ -36,7 +36,10 @@ class OpenAICompatibleProvider(HttpProvider):
 
     OpenAI ``https://api.openai.com/v1``, Ollama ``http://localhost:11434/v1``, vLLM
     ``http://HOST:8000/v1``, LM Studio ``http://localhost:1234/v1``. The key, when given,
-    goes in ``Authorization: Bearer`` and is registered for redaction.
+    goes in ``Authorization: Bearer`` and is registered for redaction; surrounding whitespace
+    is stripped and a key that cannot be a header value is a `CredentialError`.
+    ``stream_idle_timeout``, ``trust_env`` and ``allow_insecure_http``: see `HttpEndpoint`
+    (the providers page): a key is sent over plain http:// only to this machine unless allowed.
     """
 
     _chat_path = "/chat/completions"
