@@ -311,3 +311,19 @@ def test_proxy_variables_are_ignored_unless_trust_env(openai_server, monkeypatch
         with provider_for(openai_server, api_key=None) as provider:
             assert provider.chat(HI, model="m1").content == "direct"
         assert proxy.requests == []
+
+
+def test_an_error_answer_nested_deeper_than_the_stack_is_still_a_provider_error(llm_server):
+    llm_server.push(Reply(500, raw=b'{"error":' * 100_000))
+    with provider_for(llm_server) as provider, pytest.raises(ProviderError) as info:
+        provider.chat(HI, model="m1")
+    assert info.value.status == 500 and info.value.retryable
+    assert_clean(info.value)
+
+
+@pytest.mark.parametrize("value", ["1e400", "nan", "Wed, 21 Oct 99999 07:28:00 GMT", "Mon, 32 Foo"])
+def test_odd_retry_after_values_do_not_escape(value):
+    from mosaic_agent._http import retry_after
+
+    wait = retry_after(value)
+    assert wait is None or wait >= 0
