@@ -8,7 +8,7 @@ from typing import Any
 
 from ._base import HttpProvider
 from ._errors import ProviderError
-from ._http import RETRY_STATUSES, HttpEndpoint, SSEEvent
+from ._http import DECODE_ERRORS, RETRY_STATUSES, HttpEndpoint, SSEEvent, check_api_key
 from ._messages import (
     ChatResponse,
     FinishReason,
@@ -40,7 +40,8 @@ class AnthropicProvider(HttpProvider):
 
     System messages become the ``system`` parameter, tool calls ``tool_use`` blocks and tool
     results ``tool_result`` blocks in a user turn. ``max_tokens`` defaults to 4096. The key
-    goes in ``x-api-key`` and is registered for redaction.
+    goes in ``x-api-key`` and is registered for redaction. ``stream_idle_timeout``,
+    ``trust_env`` and ``allow_insecure_http`` work as for `OpenAICompatibleProvider`.
     """
 
     _chat_path = "/v1/messages"
@@ -56,11 +57,15 @@ class AnthropicProvider(HttpProvider):
         max_retries: int = 2,
         backoff: float = 0.5,
         max_backoff: float = 8.0,
+        stream_idle_timeout: float | None = None,
+        trust_env: bool = False,
+        allow_insecure_http: bool = False,
         api_version: str = API_VERSION,
     ) -> None:
         from ._config import check_base_url
 
         check_base_url(base_url)
+        api_key = check_api_key(api_key, provider=name)
         headers = {"Accept": "application/json", "anthropic-version": api_version}
         if api_key:
             headers["x-api-key"] = api_key
@@ -75,6 +80,9 @@ class AnthropicProvider(HttpProvider):
                 max_retries=max_retries,
                 backoff=backoff,
                 max_backoff=max_backoff,
+                stream_idle_timeout=stream_idle_timeout,
+                trust_env=trust_env,
+                allow_insecure_http=allow_insecure_http,
             ),
         )
 
@@ -124,10 +132,13 @@ class AnthropicProvider(HttpProvider):
                 provider=self.name,
                 model=str(data.get("model") or model),
             )
-        except (KeyError, IndexError, TypeError, AttributeError) as err:
-            raise self._protocol_error(f"an unexpected answer ({type(err).__name__})") from None
+        except DECODE_ERRORS as err:
+            kind = type(err).__name__
+        # Outside the handler: int("the server's text") must not ride along as __context__.
+        raise self._protocol_error(f"an unexpected answer ({kind})")
 
     def _assemble(self, events: Iterator[SSEEvent], model: str) -> Iterator[StreamEvent]:
+        malformed: str | None = None
         text: list[str] = []
         blocks: dict[int, dict[str, Any]] = {}
         input_tokens = output_tokens = 0
@@ -176,10 +187,12 @@ class AnthropicProvider(HttpProvider):
                     break
             except ProviderError:
                 raise
-            except (ValueError, TypeError, AttributeError, KeyError) as err:
-                raise self._protocol_error(
-                    f"a malformed stream event ({type(err).__name__})", started=True
-                ) from None
+            except DECODE_ERRORS as err:
+                malformed = type(err).__name__
+                break
+        if malformed is not None:
+            # Outside the handler: the exception quoting the event does not ride along.
+            raise self._protocol_error(f"a malformed stream event ({malformed})", started=True)
         if stop is None:
             raise self._protocol_error("a stream that ended before it finished", started=True)
         calls = tuple(

@@ -9,7 +9,7 @@ from typing import Any, Literal, overload
 from mosaic_storage import redact
 
 from ._errors import ProviderError
-from ._http import HttpEndpoint, ProbeResult, SSEEvent, load_httpx
+from ._http import DECODE_ERRORS, HttpEndpoint, ProbeResult, SSEEvent, load_httpx
 from ._messages import (
     ChatResponse,
     Message,
@@ -91,7 +91,19 @@ class HttpProvider:
 
     def _stream(self, body: Mapping[str, Any], model: str) -> Iterator[StreamEvent]:
         with self._endpoint.stream_sse(self._chat_path, body) as events:
-            yield from self._assemble(events, model)
+            started = False
+            try:
+                for event in self._assemble(events, model):
+                    started = True
+                    yield event
+                return
+            except ProviderError:
+                raise
+            except DECODE_ERRORS as err:
+                # Text pieces of the wrong type and the like, met while assembling the answer.
+                kind = type(err).__name__
+            # Outside the handler, so no __context__ quoting the server.
+            raise self._protocol_error(f"a malformed stream ({kind})", started=started)
 
     def probe(self, timeout: float = 3.0) -> ProbeResult:
         """GET the provider's model list: any answer means reachable; 401/403 mean a bad key."""
@@ -101,6 +113,8 @@ class HttpProvider:
             status = self._endpoint.get_status(self._probe_path, timeout)
         except httpx.HTTPError as err:
             return ProbeResult(self._name, "unreachable", detail=type(err).__name__)
+        except ProviderError:
+            return ProbeResult(self._name, "unreachable", detail="headers timed out")
         latency = round((time.perf_counter() - start) * 1000, 1)
         if 200 <= status < 300:
             return ProbeResult(self._name, "ok", latency)
@@ -112,6 +126,8 @@ class HttpProvider:
         return ProviderError(
             f"{redact(self._endpoint.url(self._chat_path))} sent {what}",
             provider=self._name,
+            # Retryable: the next candidate of a router may well answer properly.
+            retryable=True,
             started=started,
             remediation="check that base_url points at a server of this provider's type",
         )

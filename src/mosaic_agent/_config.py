@@ -20,10 +20,26 @@ DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https:
 DEFAULT_KEY_ENV = "MOSAIC_SECRET_KEY"
 
 _AGENT_KEYS = ("providers", "routing", "credentials_key_env", "tools", "workspace_root", "mcp_servers")
-_PROVIDER_KEYS = ("type", "base_url", "api_key_env", "timeout", "max_retries", "models")
+_PROVIDER_KEYS = (
+    "type",
+    "base_url",
+    "api_key_env",
+    "timeout",
+    "stream_idle_timeout",
+    "max_retries",
+    "allow_insecure_http",
+    "trust_env",
+    "models",
+)
 _MODEL_KEYS = ("name", "tags", "cost", "context_window")
 _ROUTING_KEYS = ("aliases", "default", "order", "long_context_tokens")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# Environment variable names as people write them: upper case, digits, underscore. Lower case is
+# refused because keys are mostly mixed case (``gsk_4f9X...``), so a pasted key stands out.
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
+# Upper-case key shapes: AWS access key ids, and any long run of letters mixed with digits.
+_KEY_LIKE = re.compile(
+    r"^(AKIA|ASIA)[A-Z0-9]{12,}$|(^|_)(?=[A-Z0-9]*[0-9])(?=[A-Z0-9]*[A-Z])[A-Z0-9]{16,}(_|$)"
+)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 _LITERAL_KEYS = ("api_key", "apikey", "key", "token", "secret", "password")
 
@@ -51,10 +67,18 @@ class ProviderConfig:
     name: str
     type: Literal["openai", "anthropic"]
     base_url: str
-    api_key_env: str | None = None
+    #: Kept out of ``repr``: a key pasted here by mistake must not reach a log line.
+    api_key_env: str | None = attrs.field(default=None, repr=False)
     timeout: float = 60.0
     max_retries: int = 2
     models: tuple[ModelConfig, ...] = ()
+    #: Seconds a stream may go without an event once it started (keep-alives do not count);
+    #: None means ``timeout``.
+    stream_idle_timeout: float | None = None
+    #: Send the key over plain http:// to a host other than this machine (or through a proxy).
+    allow_insecure_http: bool = False
+    #: Use the proxy and certificate settings of the environment (HTTP_PROXY, SSL_CERT_FILE...).
+    trust_env: bool = False
 
     def model(self, name: str) -> ModelConfig | None:
         return next((m for m in self.models if m.name == name), None)
@@ -152,17 +176,24 @@ class _Fields:
             )
         return str(value)
 
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if not isinstance(value, bool):
+            raise self.error(key, f"expected true or false, got {redact(repr(value))}")
+        return value
+
     def env_name(self, key: str, default: str | None) -> str | None:
         value = self.data.get(key, default)
         if value is None:
             return None
-        if not isinstance(value, str) or not _ENV_NAME.match(value):
+        if not isinstance(value, str) or not _ENV_NAME.match(value) or _KEY_LIKE.search(value):
             # Not echoed: a value that is not a variable name may well be the key itself.
             raise self.error(
                 key,
-                "expected the NAME of an environment variable (letters, digits, _), "
-                "not a key (the value is not shown)",
-                remediation='write e.g. "OPENAI_API_KEY" and export the key in that variable',
+                "expected the NAME of an environment variable (upper-case letters, digits, _), "
+                "and this looks like a key or is not such a name (the value is not shown)",
+                remediation='write e.g. "OPENAI_API_KEY" and export the key in that variable; '
+                "if a key was pasted here, revoke it (the config file is read by people and tools)",
             )
         return value
 
@@ -216,6 +247,13 @@ def _provider(name: str, fields: _Fields) -> ProviderConfig:
         timeout=fields.number("timeout", 60.0, low=0.1, high=3600.0),
         max_retries=fields.integer("max_retries", 2, low=0, high=10) or 0,
         models=models,
+        stream_idle_timeout=(
+            fields.number("stream_idle_timeout", 60.0, low=0.1, high=3600.0)
+            if "stream_idle_timeout" in fields.data
+            else None
+        ),
+        allow_insecure_http=fields.flag("allow_insecure_http", False),
+        trust_env=fields.flag("trust_env", False),
     )
 
 

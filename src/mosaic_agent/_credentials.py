@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,10 @@ def _table() -> sa.Table:
     table: sa.Table = ProviderCredential.__table__  # type: ignore[assignment]
     return table
 
+
+# The encrypted payload names the row it belongs to, so a ciphertext copied to another user's
+# (or provider's) row does not decrypt there: Fernet has no associated data, so it is inside.
+_PAYLOAD_PREFIX = b"mosaic-credential-v2\n"
 
 _GENERATE = 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
 
@@ -67,9 +72,13 @@ class ProviderCredentials:
     """Set, get and delete a user's provider keys in ``provider_credentials``, encrypted with Fernet.
 
     The key comes from the environment variable ``key_env`` (``MOSAIC_SECRET_KEY`` unless the
-    config's ``agent.credentials_key_env`` names another). Several comma-separated keys rotate:
-    the first encrypts, any decrypts. A missing or wrong key raises `CredentialError`; the
-    plaintext never reaches a repr, an error or a log line.
+    config's ``agent.credentials_key_env`` names another). Several comma-separated keys rotate
+    (``NEW,OLD``): the first encrypts, any decrypts. A missing or wrong key raises
+    `CredentialError`; the plaintext never reaches a repr, an error or a log line.
+
+    Each ciphertext holds the user id, provider and name of its row: one copied to another
+    row (by someone who can write the database but lacks the key) raises `CredentialError`
+    instead of handing one user's key to another.
     """
 
     def __init__(
@@ -116,7 +125,12 @@ class ProviderCredentials:
         if not isinstance(secret, str) or not secret.strip():
             raise CredentialError("a credential must be a non-empty string")
         remember_secret(secret)
-        token = self._cipher().encrypt(secret.encode())
+        from ._http import check_api_key
+
+        secret = check_api_key(secret, provider=provider) or ""
+        remember_secret(secret)
+        payload = json.dumps({"user_id": user_id, "provider": provider, "name": name, "secret": secret})
+        token = self._cipher().encrypt(_PAYLOAD_PREFIX + payload.encode())
         table = _table()
         where = (table.c.user_id == user_id) & (table.c.provider == provider) & (table.c.name == name)
         try:
@@ -164,10 +178,39 @@ class ProviderCredentials:
             raise CredentialError(
                 f"the stored credential for provider {provider!r} cannot be decrypted with the key in "
                 f"${self._key_env}: the key changed, or the row was altered",
-                remediation=f"set ${self._key_env} to the key it was stored with (old,new rotates), "
-                "or store the credential again",
+                remediation=f"set ${self._key_env} to NEW,OLD (the first key encrypts, any key "
+                "decrypts) with OLD the key it was stored with, or store the credential again",
             ) from None
-        return Secret(plain.decode())
+        return Secret(self._unwrap(plain, user_id, provider, name))
+
+    def _unwrap(self, plain: bytes, user_id: str, provider: str, name: str) -> str:
+        """The secret in a decrypted payload, after checking it was written for this very row."""
+        secret: str | None
+        try:
+            if not plain.startswith(_PAYLOAD_PREFIX):
+                raise ValueError
+            data = json.loads(plain[len(_PAYLOAD_PREFIX) :])
+            bound = (data["user_id"], data["provider"], data["name"])
+            secret = data["secret"]
+            if not isinstance(secret, str):
+                raise ValueError
+        except (ValueError, KeyError, TypeError, RecursionError):
+            secret = None
+        if secret is None:
+            # Outside the handler: a JSONDecodeError would hold the decrypted text (.doc).
+            raise CredentialError(
+                f"the stored credential for provider {provider!r} is in an older or unknown format",
+                remediation="store the credential again (mosaic agent credentials set)",
+            )
+        remember_secret(secret)
+        if bound != (user_id, provider, name):
+            raise CredentialError(
+                f"the stored credential for provider {provider!r} was written for another user, "
+                "provider or name: the row was copied or altered, so it is not used",
+                remediation="store the credential again for this user, and check who can write "
+                "the provider_credentials table",
+            )
+        return secret
 
     def delete(self, user_id: str, provider: str, *, name: str = "default") -> bool:
         """Remove the credential; True when one was there."""
@@ -209,12 +252,19 @@ def resolve_api_key(
     user_id: str | None = None,
     credentials: ProviderCredentials | None = None,
     env: Mapping[str, str] | None = None,
+    fallback_to_env: bool = True,
 ) -> Secret | None:
-    """The key for ``provider``: the user's stored credential first, then ``$api_key_env``; else None."""
+    """The key for ``provider``: the user's stored credential first, then ``$api_key_env``; else None.
+
+    With ``fallback_to_env=False`` and a user given, a user without a stored credential gets
+    None rather than the operator's key from the environment (for multi-tenant apps).
+    """
     if credentials is not None and user_id is not None:
         stored = credentials.get(user_id, provider.name)
         if stored is not None:
             return stored
+    if user_id is not None and not fallback_to_env:
+        return None
     environ = os.environ if env is None else env
     if provider.api_key_env:
         value = environ.get(provider.api_key_env)

@@ -18,7 +18,7 @@ from mosaic_storage import redact
 from mosaic_storage._extras import require
 from mosaic_storage._redact import remember_secret, remember_secrets_in_url
 
-from ._errors import ProviderError
+from ._errors import CredentialError, ProviderError
 
 if TYPE_CHECKING:
     import httpx
@@ -29,6 +29,48 @@ MAX_BODY = 16 * 1024 * 1024
 MAX_STREAM = 64 * 1024 * 1024
 MAX_LINE = 1024 * 1024
 _SAFE_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+_HEADER_VALUE = re.compile(r"^[\x21-\x7e]+$")
+_LOOPBACK_HOSTS = frozenset({"localhost", "::1", "[::1]"})
+# What a malformed answer can raise while it is decoded or read: bad numbers (int("sk-..."),
+# int(1e400)), nesting deeper than the interpreter's stack, bytes that are not UTF-8.
+DECODE_ERRORS = (ValueError, OverflowError, RecursionError, TypeError, KeyError, IndexError, AttributeError)
+
+
+def check_api_key(api_key: str | None, *, provider: str) -> str | None:
+    """The key with surrounding whitespace removed; `CredentialError` when it cannot be a header value.
+
+    A key with a non-ASCII character or a control character inside would fail deep in the HTTP
+    client, in an exception holding the key; the message here never shows the value.
+    """
+    if api_key is None:
+        return None
+    if not isinstance(api_key, str):
+        raise CredentialError(f"the API key for provider {provider!r} must be a string")
+    key = api_key.strip()
+    if not key:
+        return None
+    if not _HEADER_VALUE.match(key):
+        raise CredentialError(
+            f"the API key for provider {provider!r} holds a space, a control character or a "
+            "non-ASCII character, so it cannot be sent in a header (the value is not shown)",
+            remediation="copy the key again from the provider's console (check for stray quotes or "
+            "characters) and store it again",
+        )
+    return key
+
+
+def is_loopback(url: str) -> bool:
+    """Whether ``url``'s host is this machine (localhost, 127.0.0.0/8, ::1)."""
+    import ipaddress
+    import urllib.parse
+
+    host = (urllib.parse.urlsplit(url).hostname or "").lower()
+    if host in _LOOPBACK_HOSTS or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def load_httpx() -> Any:
@@ -65,7 +107,7 @@ def error_code(body: bytes) -> str | None:
     """
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     error = data.get("error") if isinstance(data, dict) else None
     if isinstance(error, dict):
@@ -85,10 +127,9 @@ def retry_after(value: str | None) -> float | None:
     except ValueError:
         pass
     try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 class SSEDecoder:
@@ -103,7 +144,7 @@ class SSEDecoder:
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         self._buffer += chunk
         *lines, self._buffer = self._buffer.split(b"\n")
-        if len(self._buffer) > self._max_line:
+        if len(self._buffer) > self._max_line or any(len(raw) > self._max_line for raw in lines):
             raise ValueError(f"streamed a line longer than {self._max_line} bytes")
         events = []
         for raw in lines:
@@ -144,6 +185,14 @@ class HttpEndpoint:
     server's ``Retry-After``, at most ``max_backoff`` seconds. A stream is retried only
     before its first byte was read. Error texts name the URL (redacted), the status and a
     short error code, never the body, which may echo the key.
+
+    Deadlines: the response headers must arrive within ``timeout`` (a server trickling them
+    byte by byte does not extend it), a whole answer within ``timeout``, a stream's first event
+    within ``timeout`` and each further event within ``stream_idle_timeout`` (default
+    ``timeout``); SSE keep-alive comments do not count as progress.
+
+    A key is never sent over plain ``http://`` to a host other than this machine, nor through
+    a proxy from the environment (``trust_env``), unless ``allow_insecure_http`` is True.
     """
 
     def __init__(
@@ -158,13 +207,36 @@ class HttpEndpoint:
         backoff: float = 0.5,
         max_backoff: float = 8.0,
         max_body: int = MAX_BODY,
+        stream_idle_timeout: float | None = None,
+        trust_env: bool = False,
+        allow_insecure_http: bool = False,
     ) -> None:
         remember_secrets_in_url(base_url)
         remember_secret(secret)
+        insecure = secret and base_url.startswith("http://") and not allow_insecure_http
+        if insecure and (trust_env or not is_loopback(base_url)):
+            from mosaic_storage import ConfigError
+
+            where = "through a proxy from the environment" if trust_env else "to another host"
+            raise ConfigError(
+                f"provider {provider!r} would send its API key over plain http:// {where} "
+                f"({redact(base_url)}), where anyone on the path can read it",
+                field=f"agent.providers.{provider}.base_url",
+                remediation="use https://, or set allow_insecure_http: true for this provider "
+                "if the network is trusted",
+            )
+        for value in headers.values():
+            if not _HEADER_VALUE.match(value.replace(" ", "")):
+                raise CredentialError(
+                    f"a header for provider {provider!r} holds a control or non-ASCII character "
+                    "(the value is not shown)"
+                )
         self.provider = provider
         self.base_url = base_url.rstrip("/")
         self._headers = dict(headers)
         self.timeout = timeout
+        self.stream_idle_timeout = timeout if stream_idle_timeout is None else stream_idle_timeout
+        self.trust_env = trust_env
         self.max_retries = max_retries
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -180,7 +252,10 @@ class HttpEndpoint:
             if self._client is None:
                 httpx = load_httpx()
                 self._client = httpx.Client(
-                    headers=self._headers, timeout=self.timeout, follow_redirects=False, trust_env=True
+                    headers=self._headers,
+                    timeout=self.timeout,
+                    follow_redirects=False,
+                    trust_env=self.trust_env,
                 )
             return self._client
 
@@ -201,31 +276,42 @@ class HttpEndpoint:
         raw = self._with_retries(path, lambda: self._post_once(path, payload))
         try:
             return json.loads(raw)
-        except ValueError:
-            raise self._error(path, "answered with something that is not JSON") from None
+        except (ValueError, RecursionError):
+            pass
+        # Raised outside the handler: a JSONDecodeError holds the whole answer (.doc).
+        # Retryable: another provider (or a later try) may answer properly.
+        raise self._error(path, "answered with something that is not JSON", retryable=True)
 
     @contextlib.contextmanager
     def stream_sse(self, path: str, body: Mapping[str, Any]) -> Iterator[Iterator[SSEEvent]]:
         """Opens the stream (retrying until it starts) and yields an iterator of its events."""
         payload = json.dumps(body).encode()
+        opened = time.monotonic()
         response = self._with_retries(path, lambda: self._open_stream(path, payload))
         try:
-            yield self._events(path, response)
+            yield self._events(path, response, opened)
         finally:
             response.close()
 
     def get_status(self, path: str, timeout: float) -> int:
         """The status of one GET (no retries, no body read): for reachability probes."""
-        client = self.client()
-        with client.stream("GET", self.url(path), timeout=timeout) as response:
+        request = self.client().build_request("GET", self.url(path), timeout=timeout)
+        response = self._send(path, request, time.monotonic() + timeout)
+        try:
             return int(response.status_code)
+        finally:
+            response.close()
 
     # --- internals ---------------------------------------------------------------------------
 
     def _with_retries(self, path: str, send: Callable[[], Any]) -> Any:
+        # httpx's exceptions hold the request, Authorization header included, so errors are
+        # raised after the handler ends: they carry no __context__ (not even a suppressed one).
         httpx = load_httpx()
         for attempt in range(self.max_retries + 1):
             last = attempt == self.max_retries
+            failure: ProviderError | None = None
+            wait: float | None = None
             try:
                 return send()
             except ProviderError as err:
@@ -234,26 +320,35 @@ class HttpEndpoint:
                 too_long = err.retry_after is not None and err.retry_after > self.max_backoff
                 if not err.retryable or last or too_long:
                     raise
-                self._sleep(attempt, err.retry_after)
+                wait = err.retry_after
             except httpx.TimeoutException as err:
                 if last:
-                    raise self._error(
+                    failure = self._error(
                         path,
                         f"timed out after {attempt + 1} attempts ({type(err).__name__}, timeout "
                         f"{self.timeout:g}s)",
                         retryable=True,
                         remediation="raise the provider's timeout or check the server's load",
-                    ) from None
-                self._sleep(attempt, None)
+                    )
             except httpx.TransportError as err:
                 if last:
-                    raise self._error(
+                    failure = self._error(
                         path,
                         f"could not be reached after {attempt + 1} attempts ({type(err).__name__})",
                         retryable=True,
                         remediation="check that the server is up and base_url is right",
-                    ) from None
-                self._sleep(attempt, None)
+                    )
+            except httpx.HTTPError as err:
+                # DecodingError and the like: only its type goes up. Another provider may answer.
+                failure = self._error(
+                    path,
+                    f"sent an answer that could not be read ({type(err).__name__})",
+                    retryable=True,
+                    remediation="check that base_url points at a server of this provider's type",
+                )
+            if failure is not None:
+                raise failure
+            self._sleep(attempt, wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _post_once(self, path: str, payload: bytes) -> bytes:
@@ -261,7 +356,7 @@ class HttpEndpoint:
         request = self.client().build_request(
             "POST", self.url(path), content=payload, headers={"Content-Type": "application/json"}
         )
-        response = self.client().send(request, stream=True)
+        response = self._send(path, request, deadline)
         try:
             body = self._read(path, response, deadline, self.max_body)
             self._check_status(path, response, body)
@@ -276,7 +371,7 @@ class HttpEndpoint:
             content=payload,
             headers={"Content-Type": "application/json", "Accept": "text/event-stream"},
         )
-        response = self.client().send(request, stream=True)
+        response = self._send(path, request, time.monotonic() + self.timeout)
         if not 200 <= response.status_code < 300:
             try:
                 body = self._read(path, response, time.monotonic() + self.timeout, 64 * 1024)
@@ -287,6 +382,51 @@ class HttpEndpoint:
         if "text/event-stream" not in content_type:
             response.close()
             raise self._error(path, "answered a stream request without text/event-stream")
+        return response
+
+    def _send(self, path: str, request: httpx.Request, deadline: float) -> httpx.Response:
+        """``client.send`` that gives up when the headers have not all arrived by ``deadline``.
+
+        httpx's read timeout restarts with every byte, so a server trickling its headers would
+        hold the caller forever; the send runs in a worker thread the caller stops waiting for
+        (the worker closes the response if it ever gets one).
+        """
+        client = self.client()
+        limit = max(0.0, deadline - time.monotonic())
+        lock = threading.Lock()
+        done = threading.Event()
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                response = client.send(request, stream=True)
+            except BaseException as err:  # handed to the caller below
+                with lock:
+                    box["error"] = err
+                done.set()
+                return
+            with lock:
+                abandoned = box.get("abandoned", False)
+                box["response"] = response
+            if abandoned:
+                response.close()
+            done.set()
+
+        threading.Thread(target=run, name=f"mosaic-http-{self.provider}", daemon=True).start()
+        done.wait(limit)
+        with lock:
+            if "response" not in box and "error" not in box:
+                box["abandoned"] = True
+        if box.get("abandoned"):
+            raise self._error(
+                path,
+                f"timed out: its response headers did not arrive within {limit:g}s",
+                retryable=True,
+                remediation="raise the provider's timeout or check the server's load",
+            )
+        if "error" in box:
+            raise box["error"]
+        response: httpx.Response = box["response"]
         return response
 
     def _read(self, path: str, response: httpx.Response, deadline: float, limit: int) -> bytes:
@@ -331,23 +471,48 @@ class HttpEndpoint:
         err.retry_after = retry_after(response.headers.get("retry-after"))
         raise err
 
-    def _events(self, path: str, response: httpx.Response) -> Iterator[SSEEvent]:
+    def _events(self, path: str, response: httpx.Response, opened: float) -> Iterator[SSEEvent]:
         httpx = load_httpx()
         decoder = SSEDecoder()
         total = 0
+        started = False
+        broke: ProviderError | None
+        # Only whole events move the deadline: keep-alive comments (": ping") do not.
+        deadline = opened + self.timeout
         try:
             for chunk in response.iter_bytes():
                 total += len(chunk)
                 if total > MAX_STREAM:
-                    raise self._error(path, f"streamed more than {MAX_STREAM} bytes", started=True)
+                    raise self._error(path, f"streamed more than {MAX_STREAM} bytes", started=started)
                 try:
-                    yield from decoder.feed(chunk)
+                    events = decoder.feed(chunk)
                 except ValueError as err:
-                    raise self._error(path, str(err), started=True) from None
-        except httpx.TransportError as err:
-            raise self._error(
-                path, f"broke off the stream ({type(err).__name__})", retryable=True, started=True
-            ) from None
+                    raise self._error(path, str(err), started=started) from None
+                now = time.monotonic()
+                if events:
+                    deadline = now + self.stream_idle_timeout
+                elif now > deadline:
+                    what = "first event" if not started else "further event"
+                    limit = self.stream_idle_timeout if started else self.timeout
+                    raise self._error(
+                        path,
+                        f"sent no {what} within {limit:g}s (only keep-alives or partial lines)",
+                        retryable=True,
+                        started=started,
+                        remediation="raise the provider's timeout or stream_idle_timeout, "
+                        "or check the server's load",
+                    )
+                for event in events:
+                    started = True
+                    yield event
+        except httpx.HTTPError as err:
+            broke = self._error(
+                path, f"broke off the stream ({type(err).__name__})", retryable=True, started=started
+            )
+        else:
+            broke = None
+        if broke is not None:
+            raise broke  # outside the handler: no __context__ holding the request
         yield from decoder.close()
 
     def _sleep(self, attempt: int, after: float | None) -> None:

@@ -7,7 +7,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ._base import HttpProvider
-from ._http import HttpEndpoint, SSEEvent
+from ._errors import ProviderError
+from ._http import DECODE_ERRORS, HttpEndpoint, SSEEvent, check_api_key
 from ._messages import (
     ChatResponse,
     FinishReason,
@@ -35,7 +36,10 @@ class OpenAICompatibleProvider(HttpProvider):
 
     OpenAI ``https://api.openai.com/v1``, Ollama ``http://localhost:11434/v1``, vLLM
     ``http://HOST:8000/v1``, LM Studio ``http://localhost:1234/v1``. The key, when given,
-    goes in ``Authorization: Bearer`` and is registered for redaction.
+    goes in ``Authorization: Bearer`` and is registered for redaction; surrounding whitespace
+    is stripped and a key that cannot be a header value is a `CredentialError`.
+    ``stream_idle_timeout``, ``trust_env`` and ``allow_insecure_http``: see `HttpEndpoint`
+    (the providers page): a key is sent over plain http:// only to this machine unless allowed.
     """
 
     _chat_path = "/chat/completions"
@@ -51,10 +55,14 @@ class OpenAICompatibleProvider(HttpProvider):
         max_retries: int = 2,
         backoff: float = 0.5,
         max_backoff: float = 8.0,
+        stream_idle_timeout: float | None = None,
+        trust_env: bool = False,
+        allow_insecure_http: bool = False,
     ) -> None:
         from ._config import check_base_url
 
         check_base_url(base_url)
+        api_key = check_api_key(api_key, provider=name)
         headers = {"Accept": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -69,6 +77,9 @@ class OpenAICompatibleProvider(HttpProvider):
                 max_retries=max_retries,
                 backoff=backoff,
                 max_backoff=max_backoff,
+                stream_idle_timeout=stream_idle_timeout,
+                trust_env=trust_env,
+                allow_insecure_http=allow_insecure_http,
             ),
         )
 
@@ -118,10 +129,13 @@ class OpenAICompatibleProvider(HttpProvider):
                 provider=self.name,
                 model=str(data.get("model") or model),
             )
-        except (KeyError, IndexError, TypeError, AttributeError) as err:
-            raise self._protocol_error(f"an unexpected answer ({type(err).__name__})") from None
+        except DECODE_ERRORS as err:
+            kind = type(err).__name__
+        # Outside the handler: int("the server's text") must not ride along as __context__.
+        raise self._protocol_error(f"an unexpected answer ({kind})")
 
     def _assemble(self, events: Iterator[SSEEvent], model: str) -> Iterator[StreamEvent]:
+        malformed: str | None = None
         text: list[str] = []
         calls: dict[int, dict[str, Any]] = {}
         usage = Usage()
@@ -155,10 +169,14 @@ class OpenAICompatibleProvider(HttpProvider):
                         fragment = function.get("arguments") or ""
                         call["arguments"].append(fragment)
                         yield ToolCallDelta(index, part.get("id"), function.get("name"), fragment)
-            except (ValueError, TypeError, AttributeError, KeyError) as err:
-                raise self._protocol_error(
-                    f"a malformed stream event ({type(err).__name__})", started=True
-                ) from None
+            except ProviderError:
+                raise
+            except DECODE_ERRORS as err:
+                malformed = type(err).__name__
+                break
+        if malformed is not None:
+            # Outside the handler: the exception quoting the event does not ride along.
+            raise self._protocol_error(f"a malformed stream event ({malformed})", started=True)
         if not done and finish is None:
             raise self._protocol_error("a stream that ended before it finished", started=True)
         assembled = tuple(

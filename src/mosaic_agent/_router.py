@@ -79,6 +79,9 @@ def build_provider(config: ProviderConfig, api_key: str | None = None) -> Provid
         api_key=api_key,
         timeout=config.timeout,
         max_retries=config.max_retries,
+        stream_idle_timeout=config.stream_idle_timeout,
+        trust_env=config.trust_env,
+        allow_insecure_http=config.allow_insecure_http,
     )
 
 
@@ -114,16 +117,30 @@ class Router:
         user_id: str | None = None,
         credentials: ProviderCredentials | None = None,
         env: Mapping[str, str] | None = None,
+        fallback_to_env: bool = True,
     ) -> Router:
         """A router over the configured providers.
 
         Each provider's key is ``user_id``'s stored credential (when ``credentials`` is given),
-        else the variable its ``api_key_env`` names in ``env`` (default: ``os.environ``).
+        else the variable its ``api_key_env`` names in ``env`` (default: ``os.environ``);
+        ``fallback_to_env=False`` leaves a user without a stored credential keyless instead.
+        A stored credential that cannot be used (wrong key, altered row) fails only its own
+        provider: asking it raises that `CredentialError`, and the router passes it over.
         """
         agent = config if isinstance(config, AgentConfig) else AgentConfig.from_config(config)
         providers: dict[str, Provider] = {}
         for name, provider in agent.providers.items():
-            key = resolve_api_key(provider, user_id=user_id, credentials=credentials, env=env)
+            try:
+                key = resolve_api_key(
+                    provider,
+                    user_id=user_id,
+                    credentials=credentials,
+                    env=env,
+                    fallback_to_env=fallback_to_env,
+                )
+            except CredentialError as err:
+                providers[name] = _Unusable(name, err)
+                continue
             providers[name] = build_provider(provider, key.reveal() if key else None)
         return cls(providers, {n: p.models for n, p in agent.providers.items()}, agent.routing)
 
@@ -318,6 +335,31 @@ class Router:
             for name in names
             for m in self._models[name]
         )
+
+
+class _Unusable:
+    """Stands in for a provider whose credential could not be read: every request raises that error."""
+
+    def __init__(self, name: str, error: CredentialError) -> None:
+        self._name = name
+        self._message = error.message
+        self._remediation = error.remediation
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def __repr__(self) -> str:
+        return f"_Unusable({self._name!r})"
+
+    def chat(self, *args: Any, **kwargs: Any) -> Any:
+        raise CredentialError(self._message, remediation=self._remediation)
+
+    def probe(self, timeout: float = 3.0) -> ProbeResult:
+        return ProbeResult(self._name, "error", detail="stored credential unusable")
+
+    def close(self) -> None:
+        pass
 
 
 def _chain(first: StreamEvent, rest: Iterator[StreamEvent]) -> Iterator[StreamEvent]:

@@ -11,7 +11,7 @@ from tests.agent._servers import AnthropicServer, OpenAIServer, ScriptedServer
 
 @pytest.fixture(autouse=True)
 def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Providers honour proxy variables (users behind one need them); the local servers need none."""
+    """Providers honour proxy variables only with trust_env; the local servers need none either way."""
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
 

@@ -168,3 +168,56 @@ def test_a_base_url_with_credentials_is_refused_without_echoing_them(tmp_path):
         AgentConfig.from_config(config)
     assert "pa55word" not in str(info.value)
     assert info.value.field == "agent.providers.p.base_url"
+
+
+@pytest.mark.parametrize(
+    "pasted",
+    [
+        "gsk_4f9XbQ2LmN8pR7tV1wY3zA6cE0hJ",
+        "3f9a0c1b2d4e5f60718293a4b5c6d7e8",
+        "AKIAIOSFODNN7EXAMPLE",
+        "ABCDEF0123456789ABCDEF",
+        "openai_api_key",
+    ],
+)
+def test_a_pasted_key_in_api_key_env_is_refused_without_echoing_it(tmp_path, pasted):
+    config = write_config(tmp_path, {"providers": {"p": {"type": "openai", "api_key_env": pasted}}})
+    with pytest.raises(ms.ConfigError) as info:
+        AgentConfig.from_config(config)
+    assert info.value.field == "agent.providers.p.api_key_env"
+    assert "upper-case" in str(info.value)
+    assert pasted not in str(info.value) and pasted not in repr(info.value)
+
+
+@pytest.mark.parametrize("name", ["OPENAI_API_KEY", "GROQ_API_KEY_2", "K", "_PRIVATE_KEY"])
+def test_ordinary_env_var_names_are_accepted(name):
+    agent = AgentConfig.from_dict({"providers": {"p": {"type": "openai", "api_key_env": name}}})
+    assert agent.providers["p"].api_key_env == name
+
+
+def test_api_key_env_stays_out_of_the_repr():
+    agent = AgentConfig.from_dict({"providers": {"p": {"type": "openai", "api_key_env": "SOME_VAR"}}})
+    assert "SOME_VAR" not in repr(agent.providers["p"]) and "SOME_VAR" not in repr(agent)
+
+
+def test_transport_options_are_read_and_checked():
+    agent = AgentConfig.from_dict(
+        {
+            "providers": {
+                "p": {
+                    "type": "openai",
+                    "base_url": "http://10.0.0.5:8000/v1",
+                    "allow_insecure_http": True,
+                    "trust_env": True,
+                    "stream_idle_timeout": 5,
+                }
+            }
+        }
+    )
+    p = agent.providers["p"]
+    assert (p.allow_insecure_http, p.trust_env, p.stream_idle_timeout) == (True, True, 5.0)
+    q = AgentConfig.from_dict({"providers": {"q": {"type": "openai"}}}).providers["q"]
+    assert (q.allow_insecure_http, q.trust_env, q.stream_idle_timeout) == (False, False, None)
+    with pytest.raises(ms.ConfigError, match="true or false") as info:
+        AgentConfig.from_dict({"providers": {"p": {"type": "openai", "allow_insecure_http": "yes"}}})
+    assert info.value.field == "agent.providers.p.allow_insecure_http"

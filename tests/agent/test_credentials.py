@@ -11,6 +11,7 @@ from cryptography.fernet import Fernet
 import mosaic_storage as ms
 from mosaic_agent import (
     AgentConfig,
+    AllProvidersFailed,
     CredentialError,
     Message,
     ProviderCredentials,
@@ -154,3 +155,119 @@ def test_the_router_sends_the_users_stored_key(sqlite_users, openai_server):
     first, second = openai_server.chat_requests
     assert first.headers["authorization"] == f"Bearer {PLAIN}"
     assert second.headers["authorization"] == "Bearer sk-env-bob-77777"
+
+
+def _copy_row(store, source_user, source_provider, target_user, target_provider):
+    from mosaic_storage.schema import ProviderCredential
+
+    table = ProviderCredential.__table__
+    with store.engine.begin() as conn:
+        token = conn.execute(
+            sa.select(table.c.encrypted_secret).where(
+                (table.c.user_id == source_user) & (table.c.provider == source_provider)
+            )
+        ).scalar_one()
+        conn.execute(
+            sa.update(table)
+            .where((table.c.user_id == target_user) & (table.c.provider == target_provider))
+            .values(encrypted_secret=token)
+        )
+
+
+def test_a_ciphertext_copied_to_another_users_row_is_refused(users):
+    store, ann, bob = users
+    creds = ProviderCredentials(store, env={"MOSAIC_SECRET_KEY": generate_secret_key()})
+    creds.set(ann, "openai", PLAIN)
+    creds.set(bob, "openai", "sk-bob-own-key-000000")
+    _copy_row(store, ann, "openai", bob, "openai")
+    with pytest.raises(CredentialError, match="another user") as info:
+        creds.get(bob, "openai")
+    assert PLAIN not in str(info.value) and PLAIN not in repr(info.value)
+    assert creds.get(ann, "openai").reveal() == PLAIN
+
+
+def test_a_ciphertext_copied_to_another_provider_is_refused(sqlite_users):
+    store, ann, _ = sqlite_users
+    creds = ProviderCredentials(store, env={"MOSAIC_SECRET_KEY": generate_secret_key()})
+    creds.set(ann, "cheap", "sk-cheap-key-1111")
+    creds.set(ann, "costly", "sk-costly-key-2222")
+    _copy_row(store, ann, "costly", ann, "cheap")
+    with pytest.raises(CredentialError, match="another user, provider or name"):
+        creds.get(ann, "cheap")
+
+
+def test_a_row_in_the_unbound_format_is_refused(sqlite_users):
+    from mosaic_storage.schema import ProviderCredential
+
+    store, ann, _ = sqlite_users
+    key = generate_secret_key()
+    creds = ProviderCredentials(store, env={"MOSAIC_SECRET_KEY": key})
+    creds.set(ann, "openai", "sk-placeholder-0000")
+    table = ProviderCredential.__table__
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(table).values(encrypted_secret=Fernet(key.encode()).encrypt(PLAIN.encode())))
+    with pytest.raises(CredentialError, match="older or unknown format") as info:
+        creds.get(ann, "openai")
+    assert PLAIN not in str(info.value)
+    assert info.value.__context__ is None  # a JSONDecodeError would hold the decrypted text
+
+
+def test_the_rotation_hint_names_the_new_key_first(sqlite_users):
+    store, ann, _ = sqlite_users
+    ProviderCredentials(store, env={"MOSAIC_SECRET_KEY": generate_secret_key()}).set(ann, "p", PLAIN)
+    with pytest.raises(CredentialError) as info:
+        ProviderCredentials(store, env={"MOSAIC_SECRET_KEY": generate_secret_key()}).get(ann, "p")
+    assert "NEW,OLD" in str(info.value) and "first key encrypts" in str(info.value)
+
+
+def test_a_key_that_cannot_be_a_header_is_not_stored(sqlite_users):
+    store, ann, _ = sqlite_users
+    creds = ProviderCredentials(store, env={"MOSAIC_SECRET_KEY": generate_secret_key()})
+    with pytest.raises(CredentialError, match="not shown") as info:
+        creds.set(ann, "p", "clé-secrète-99")
+    assert "secrète" not in str(info.value)
+    assert creds.get(ann, "p") is None
+    creds.set(ann, "p", f"  {PLAIN}\n")
+    assert creds.get(ann, "p").reveal() == PLAIN
+
+
+def test_without_fallback_to_env_a_user_without_a_credential_gets_no_key(sqlite_users):
+    store, ann, bob = sqlite_users
+    creds = ProviderCredentials(store, env={"MOSAIC_SECRET_KEY": generate_secret_key()})
+    creds.set(ann, "local", PLAIN)
+    provider = AgentConfig.from_dict(
+        {"providers": {"local": {"type": "openai", "api_key_env": "LOCAL_KEY"}}}
+    ).providers["local"]
+    env = {"LOCAL_KEY": "sk-operator-key-5555"}
+    kwargs = {"credentials": creds, "env": env, "fallback_to_env": False}
+    assert resolve_api_key(provider, user_id=ann, **kwargs).reveal() == PLAIN
+    assert resolve_api_key(provider, user_id=bob, **kwargs) is None
+
+
+def test_an_unusable_stored_credential_fails_only_its_provider(sqlite_users, openai_server):
+    store, ann, _ = sqlite_users
+    ProviderCredentials(store, env={"MOSAIC_SECRET_KEY": generate_secret_key()}).set(ann, "vault", PLAIN)
+    rotated = ProviderCredentials(store, env={"MOSAIC_SECRET_KEY": generate_secret_key()})
+    config = AgentConfig.from_dict(
+        {
+            "providers": {
+                "vault": {"type": "openai", "base_url": openai_server.base_url, "models": ["m1"]},
+                "env": {
+                    "type": "openai",
+                    "base_url": openai_server.base_url,
+                    "api_key_env": "ENV_KEY",
+                    "models": ["m2"],
+                },
+            },
+            "routing": {"aliases": {"both": ["vault/m1", "env/m2"], "vault_only": ["vault/m1"]}},
+        }
+    )
+    openai_server.push(openai_server.text("from env"))
+    with Router.from_config(config, user_id=ann, credentials=rotated, env={"ENV_KEY": "sk-env-1"}) as r:
+        answer = r.chat([Message.user("hi")], model="both")
+        assert (answer.provider, answer.content) == ("env", "from env")
+        assert "cannot be decrypted" in answer.attempts[0].error
+        with pytest.raises(AllProvidersFailed, match="cannot be decrypted"):
+            r.chat([Message.user("hi")], model="vault_only")
+        assert {s.provider: s.probe.status for s in r.status(timeout=1)}["vault"] == "error"
+    assert len(openai_server.chat_requests) == 1
