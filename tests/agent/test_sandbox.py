@@ -409,6 +409,51 @@ def test_hooks_do_not_run_and_git_internals_are_not_writable(scene):
     scene.untouched()
 
 
+def test_git_tools_do_not_run_while_a_file_has_hard_links(scene):
+    subprocess.run(["git", "init", "-q", str(scene.ws)], check=True)
+    os.link(scene.canary, scene.ws / "notes.txt")  # made before the session, outside the tools
+    for name, arguments in [
+        ("git_status", {}),
+        ("git_diff", {}),
+        ("git_diff", {"path": "notes.txt"}),
+        ("git_log", {}),
+        ("git_commit", {"message": "add", "paths": ["notes.txt"]}),
+        ("git_commit", {"message": "all"}),
+    ]:
+        scene.refused(name, "hard links", **arguments)
+    objects = subprocess.run(
+        ["git", "-C", str(scene.ws), "count-objects"], check=True, capture_output=True, text=True
+    )
+    assert objects.stdout.startswith("0 objects"), "nothing was staged or committed"
+    (scene.ws / "notes.txt").unlink()
+    (scene.ws / "notes.txt").write_text("a copy\n")
+    assert scene.call("git_commit", message="a copy").ok
+    assert CANARY not in scene.call("git_diff").content
+
+
+def test_git_tools_do_not_run_while_a_symlink_leads_outside(scene):
+    subprocess.run(["git", "init", "-q", str(scene.ws)], check=True)
+    (scene.ws / "link.txt").symlink_to(scene.canary)
+    scene.refused("git_status", "symlink leading outside")
+    scene.refused("git_commit", "symlink leading outside", message="x")
+
+
+def test_git_tools_work_in_a_local_clone_whose_objects_are_hard_links(tmp_path):
+    source = tmp_path / "source"
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q", str(source)], check=True)
+    (source / "a.txt").write_text("hello\n")
+    subprocess.run([*git, "-C", str(source), "add", "a.txt"], check=True)
+    subprocess.run([*git, "-C", str(source), "commit", "-q", "-m", "first"], check=True)
+    scene = Scene(tmp_path)
+    subprocess.run(["git", "clone", "-q", "--local", str(source), str(scene.ws)], check=True)
+    objects = [p for p in (scene.ws / ".git" / "objects").rglob("*") if p.is_file()]
+    assert any(p.stat().st_nlink > 1 for p in objects), "git clone --local links objects"
+    log = scene.call("git_log")
+    assert log.ok and "first" in log.content
+    assert scene.call("git_status").ok
+
+
 def test_a_fifo_is_refused_without_blocking(scene):
     os.mkfifo(scene.ws / "pipe")
     scene.refused("read_file", "not a regular file", path="pipe")
