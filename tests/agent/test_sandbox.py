@@ -480,6 +480,24 @@ def test_inside_paths_still_work(scene):
     scene.untouched()
 
 
+def test_search_stops_at_its_entry_byte_and_time_limits(scene):
+    for i in range(30):
+        (scene.ws / f"d{i:02}").mkdir()  # empty directories count as entries too
+    for i in range(5):
+        (scene.ws / f"f{i}.txt").write_text("needle\n" + "x" * 1000)
+    everything = scene.call("search_files", text="needle").data
+    assert len(everything["matches"]) == 5
+    assert everything["truncated"] is False and everything["stopped_by"] is None
+
+    by_entries = scene.workspace.search("needle", max_entries=20)
+    assert by_entries["truncated"] and by_entries["stopped_by"] == "20 entries (files and directories)"
+    assert by_entries["matches"] == []  # the root alone holds 35 entries
+    by_bytes = scene.workspace.search("needle", max_bytes=1500)
+    assert by_bytes["stopped_by"] == "1500 bytes read" and len(by_bytes["matches"]) == 2
+    by_time = scene.workspace.search("needle", time_limit=0)
+    assert by_time["stopped_by"] == "0 s" and by_time["matches"] == []
+
+
 # -- 10. any path at all -------------------------------------------------------------------
 
 _PIECES = st.sampled_from(

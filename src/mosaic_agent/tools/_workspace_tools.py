@@ -96,6 +96,9 @@ class WorkspaceTools(ToolSet):
     def search_files(self, text: str, path: str = ".", ignore_case: bool = False) -> dict[str, Any]:
         """Find the lines of text files that contain a text (plain text, not a regex).
 
+        A search stops at its limits (200 matches, files, entries, bytes read, 10 s) and then
+        says which in stopped_by; narrow the path to search the rest.
+
         Args:
             text: what to look for.
             path: the directory to search, relative to the workspace root.
