@@ -212,10 +212,11 @@ def test_redaction_stays_linear_on_a_megabyte_of_adversarial_input(name):
     import time
 
     text = _ADVERSARIAL[name]
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: other processes on a busy machine do not count
     out = redact(text)
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     # A model chooses what tool results hold: the old key pattern took minutes on 21 kB of "a-".
+    # Linear redaction takes well under half a second here on an idle machine.
     assert elapsed < 2.0, f"{name}: {elapsed:.1f} s"
     if name in ("dash runs", "underscore runs", "equals and dashes", "one long token", "colons"):
         assert out == text
