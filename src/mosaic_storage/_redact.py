@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable, Iterable
 from urllib.parse import parse_qsl, quote, unquote
 
 MASK = "***"
@@ -32,9 +33,24 @@ _SECRET_NAMES = (
     "secret_key",
     "auth",
 )
-_SECRET_KEYS = "|".join(_SECRET_NAMES)
 # A key that ends in a secret name: password, PGPASSWORD, REDIS_PASSWORD, db_token, ...
-_KEY = rf"[A-Za-z0-9_\-]*?(?:{_SECRET_KEYS})"
+#
+# Every pattern below runs in linear time, whatever the input (a model can put any text in a
+# tool result). A key is one whole run of key characters, taken possessively (``*+``) so the
+# engine never retries shorter prefixes of it, and only where a run starts (the look-behind), so
+# no run is scanned twice; its secret name is then checked once, looking back from its end. (A
+# lazy ``[...]*?`` prefix tried from every word boundary was quadratic: ``"a-" * 10500`` took
+# minutes.) A key must reach the ``=``, ``:`` or quote that follows it, so taking the whole run
+# masks exactly what a shorter prefix would.
+_KEY_CHARS = r"[A-Za-z0-9_\-]"
+# Names that end in another name (sslpassword, access_token) add nothing to the check.
+_NAME_SUFFIXES = sorted(
+    {name for name in _SECRET_NAMES if not any(n != name and name.endswith(n) for n in _SECRET_NAMES)}
+)
+_ENDS_IN_SECRET_NAME = "(?:" + "|".join(f"(?<={re.escape(name)})" for name in _NAME_SUFFIXES) + ")"
+_KEY = rf"{_KEY_CHARS}*+{_ENDS_IN_SECRET_NAME}"
+_RUN_START = rf"(?<!{_KEY_CHARS})"
+_SECRET_KEY = re.compile(rf"(?i){_KEY}")
 
 # The scheme is short and anchored so that long inputs stay linear. The authority runs to the
 # next whitespace or quote; its userinfo ends at the last "@", so a password holding an
@@ -42,12 +58,16 @@ _KEY = rf"[A-Za-z0-9_\-]*?(?:{_SECRET_KEYS})"
 # unencoded "@", since drivers disagree on where the password ends.)
 _URL = re.compile(r"(?<![A-Za-z0-9+.\-])(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]{0,30})://(?P<rest>[^\s'\"<>]*)")
 _QUERY_SECRET = re.compile(rf"(?i)([?&;]{_KEY}=)([^&;#\s'\"]*)")
+# Quoted values, with backslash escapes. Runs of plain characters are taken whole (``++``): the
+# same match as one character at a time, without a step of the engine per character.
+_SINGLE_QUOTED = r"'(?:[^'\\]++|\\.)*+'"
+_DOUBLE_QUOTED = r'"(?:[^"\\]++|\\.)*+"'
 # libpq key=value strings and env-style assignments: password=..., PGPASSWORD='...'.
-_KV_SECRET = re.compile(rf"(?i)(\b{_KEY}\s*=\s*)('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|(?:\\.|[^\s\\])+)")
-# JSON and Python reprs: "password": "...", 'password': '...'.
-_MAPPING_SECRET = re.compile(
-    rf"(?i)((?P<q>[\"']){_KEY}(?P=q)\s*:\s*)(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')"
+_KV_SECRET = re.compile(
+    rf"(?i)({_RUN_START}{_KEY}\s*=\s*)({_SINGLE_QUOTED}|{_DOUBLE_QUOTED}|(?:[^\s\\]++|\\.)++)"
 )
+# JSON and Python reprs: "password": "...", 'password': '...'.
+_MAPPING_SECRET = re.compile(rf"(?i)((?P<q>[\"']){_KEY}(?P=q)\s*:\s*)({_DOUBLE_QUOTED}|{_SINGLE_QUOTED})")
 _BEARER = re.compile(r"(?i)\b((?:bearer|token|basic)\s+)[A-Za-z0-9._~+/=\-]{6,}")
 # Redis echoes a command's arguments in errors ("unknown command 'HELLO', with args beginning
 # with: '3' 'AUTH' 'default' 'PASSWORD'"), cut at 128 characters: mask all that follows AUTH.
@@ -89,7 +109,7 @@ def remember_secrets_in_url(url: str) -> None:
             remember_secret(userinfo)
     query = authority.partition("?")[2] or rest.partition("?")[2]
     for key, value in parse_qsl(query.split("#")[0], keep_blank_values=True):
-        if re.fullmatch(_KEY, key, flags=re.IGNORECASE):
+        if _SECRET_KEY.fullmatch(key):
             remember_secret(value)
 
 
@@ -128,13 +148,95 @@ def redact(text: object) -> str:
     for secret, pattern in known:
         if secret in out:
             out = pattern.sub(MASK, out)
-    out = _URL.sub(_mask_url, out)
-    out = _QUERY_SECRET.sub(_mask_value, out)
-    out = _KV_SECRET.sub(_mask_value, out)
-    out = _MAPPING_SECRET.sub(lambda m: m.group(1) + m.group(3)[0] + MASK + m.group(3)[0], out)
-    out = _BEARER.sub(lambda m: m.group(1) + MASK, out)
-    out = _AUTH_ARGS.sub(lambda m: m.group(1) + MASK, out)
-    return _API_KEY_LIKE.sub(lambda m: f"{m.group(1)}-{MASK}", out)
+    reversed_text = ""
+    for needle, hint, pattern, repl in _STAGES:
+        if needle not in out:
+            continue
+        if not isinstance(hint, re.Pattern):
+            starts = hint(out)
+        else:
+            reversed_text = reversed_text or out[::-1]
+            starts = _reversed_starts(hint, reversed_text)
+        masked = _sub_at(pattern, out, starts, repl)
+        if masked is not out:
+            out, reversed_text = masked, ""
+    return out
+
+
+def _sub_at(
+    pattern: re.Pattern[str], text: str, starts: Iterable[int], repl: Callable[[re.Match[str]], str]
+) -> str:
+    """``pattern.sub(repl, text)``, given (in increasing order) every position a match can start at.
+
+    Tried left to right, skipping those inside an earlier match, the first that matches is the
+    leftmost match ``re.sub`` would find, so the result is the same. None of the patterns matches
+    the empty string.
+    """
+    parts: list[str] = []
+    done = 0
+    for start in starts:
+        if start < done:
+            continue
+        match = pattern.match(text, start)
+        if match is None:
+            continue
+        parts += (text[done:start], repl(match))
+        done = match.end()
+    if not parts:
+        return text
+    parts.append(text[done:])
+    return "".join(parts)
+
+
+def _reversed_starts(hint: re.Pattern[str], reversed_text: str) -> list[int]:
+    """Where each match of ``hint`` in the reversed text ends, as increasing positions in the text."""
+    size = len(reversed_text)
+    starts = [size - match.end() for match in hint.finditer(reversed_text)]
+    starts.reverse()
+    return starts
+
+
+def _bearer_starts(text: str) -> list[int]:
+    """Where bearer, token or basic starts, in any case (``lower`` and ``find`` beat a regex)."""
+    if any(char in text for char in _FOLDS_TO_ASCII):  # (?i) matches them, lower() keeps them
+        return _reversed_starts(_BEARER_HINT, text[::-1])
+    lowered = text.lower()
+    starts: list[int] = []
+    for word in ("bearer", "token", "basic"):
+        at = lowered.find(word)
+        while at >= 0:
+            starts.append(at)
+            at = lowered.find(word, at + 1)
+    starts.sort()
+    return starts
+
+
+# Letters that (?i) matches to ASCII s or i, but that lower() keeps (or, for the dotted I, lengthens).
+_FOLDS_TO_ASCII = "\u017f\u0131\u0130"
+_BEARER_HINT = re.compile(r"(?i)\s(?:reraeb|nekot|cisab)")
+
+# Where a match can start, found fast; each pattern is tried only there (``_sub_at``), which gives
+# ``re.sub``'s result without an attempt at every position (one that opens with a look-behind or
+# ``\b`` is slow). Each hint searches the reversed text from a literal or a short set of
+# characters (a fast scan) and walks back to where the match would start: a key ends right
+# before its ``=`` or quote, a scheme before its ``://``, a bearer word before its space. A hint
+# finds every start of a match (and maybe more), and hints never overlap one such start.
+_NAMES_REVERSED = "|".join(re.escape(name[::-1]) for name in _NAME_SUFFIXES)
+_Hint = re.Pattern[str] | Callable[[str], list[int]]
+_STAGES: tuple[tuple[str, _Hint, re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
+    ("://", re.compile(r"//:[A-Za-z0-9+.\-]*+"), _URL, _mask_url),
+    ("=", re.compile(rf"(?i)=(?:{_NAMES_REVERSED}){_KEY_CHARS}*+[?&;]"), _QUERY_SECRET, _mask_value),
+    ("=", re.compile(rf"(?i)=\s*(?:{_NAMES_REVERSED}){_KEY_CHARS}*+"), _KV_SECRET, _mask_value),
+    (
+        ":",
+        re.compile(rf"(?i):\s*([\"'])(?:{_NAMES_REVERSED}){_KEY_CHARS}*+\1"),
+        _MAPPING_SECRET,
+        lambda m: m.group(1) + m.group(3)[0] + MASK + m.group(3)[0],
+    ),
+    ("", _bearer_starts, _BEARER, lambda m: m.group(1) + MASK),
+    ("AUTH", re.compile("HTUA"), _AUTH_ARGS, lambda m: m.group(1) + MASK),
+    ("-", re.compile(r"-(?:ks|kp|kr|[abp]xox)"), _API_KEY_LIKE, lambda m: f"{m.group(1)}-{MASK}"),
+)
 
 
 def redact_url(url: str) -> str:

@@ -409,6 +409,51 @@ def test_hooks_do_not_run_and_git_internals_are_not_writable(scene):
     scene.untouched()
 
 
+def test_git_tools_do_not_run_while_a_file_has_hard_links(scene):
+    subprocess.run(["git", "init", "-q", str(scene.ws)], check=True)
+    os.link(scene.canary, scene.ws / "notes.txt")  # made before the session, outside the tools
+    for name, arguments in [
+        ("git_status", {}),
+        ("git_diff", {}),
+        ("git_diff", {"path": "notes.txt"}),
+        ("git_log", {}),
+        ("git_commit", {"message": "add", "paths": ["notes.txt"]}),
+        ("git_commit", {"message": "all"}),
+    ]:
+        scene.refused(name, "hard links", **arguments)
+    objects = subprocess.run(
+        ["git", "-C", str(scene.ws), "count-objects"], check=True, capture_output=True, text=True
+    )
+    assert objects.stdout.startswith("0 objects"), "nothing was staged or committed"
+    (scene.ws / "notes.txt").unlink()
+    (scene.ws / "notes.txt").write_text("a copy\n")
+    assert scene.call("git_commit", message="a copy").ok
+    assert CANARY not in scene.call("git_diff").content
+
+
+def test_git_tools_do_not_run_while_a_symlink_leads_outside(scene):
+    subprocess.run(["git", "init", "-q", str(scene.ws)], check=True)
+    (scene.ws / "link.txt").symlink_to(scene.canary)
+    scene.refused("git_status", "symlink leading outside")
+    scene.refused("git_commit", "symlink leading outside", message="x")
+
+
+def test_git_tools_work_in_a_local_clone_whose_objects_are_hard_links(tmp_path):
+    source = tmp_path / "source"
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q", str(source)], check=True)
+    (source / "a.txt").write_text("hello\n")
+    subprocess.run([*git, "-C", str(source), "add", "a.txt"], check=True)
+    subprocess.run([*git, "-C", str(source), "commit", "-q", "-m", "first"], check=True)
+    scene = Scene(tmp_path)
+    subprocess.run(["git", "clone", "-q", "--local", str(source), str(scene.ws)], check=True)
+    objects = [p for p in (scene.ws / ".git" / "objects").rglob("*") if p.is_file()]
+    assert any(p.stat().st_nlink > 1 for p in objects), "git clone --local links objects"
+    log = scene.call("git_log")
+    assert log.ok and "first" in log.content
+    assert scene.call("git_status").ok
+
+
 def test_a_fifo_is_refused_without_blocking(scene):
     os.mkfifo(scene.ws / "pipe")
     scene.refused("read_file", "not a regular file", path="pipe")
@@ -433,6 +478,24 @@ def test_inside_paths_still_work(scene):
     assert diff.ok and "-hello TODO" in diff.content and "+hello DONE" in diff.content
     assert "a/b/c.txt" in scene.call("git_status").content
     scene.untouched()
+
+
+def test_search_stops_at_its_entry_byte_and_time_limits(scene):
+    for i in range(30):
+        (scene.ws / f"d{i:02}").mkdir()  # empty directories count as entries too
+    for i in range(5):
+        (scene.ws / f"f{i}.txt").write_text("needle\n" + "x" * 1000)
+    everything = scene.call("search_files", text="needle").data
+    assert len(everything["matches"]) == 5
+    assert everything["truncated"] is False and everything["stopped_by"] is None
+
+    by_entries = scene.workspace.search("needle", max_entries=20)
+    assert by_entries["truncated"] and by_entries["stopped_by"] == "20 entries (files and directories)"
+    assert by_entries["matches"] == []  # the root alone holds 35 entries
+    by_bytes = scene.workspace.search("needle", max_bytes=1500)
+    assert by_bytes["stopped_by"] == "1500 bytes read" and len(by_bytes["matches"]) == 2
+    by_time = scene.workspace.search("needle", time_limit=0)
+    assert by_time["stopped_by"] == "0 s" and by_time["matches"] == []
 
 
 # -- 10. any path at all -------------------------------------------------------------------

@@ -383,3 +383,55 @@ def test_a_secret_cut_by_the_cap_is_still_masked(offset):
     result = reg.call("page")
     assert result.ok and "truncated" in result.content
     assert "supers" not in result.content and "secretpw" not in result.content
+
+
+def test_arguments_nested_too_deeply_or_unreadable_come_back_as_errors(registry):
+    import asyncio
+
+    deep_json = '{"origin": ' + "[" * 200_000 + "]" * 200_000 + "}"
+    deep_list: list[object] = []
+    for _ in range(100_000):
+        deep_list = [deep_list]
+    cases = [
+        (deep_json, "nested too deeply"),
+        ('{"passengers": ' + "9" * 5000 + "}", "cannot be read as JSON"),
+        ({"origin": "CDG", "passengers": 1, "airlines": deep_list}, "airlines"),
+    ]
+    for arguments, message in cases:
+        for result in (
+            registry.call("travel.find_flights", arguments),
+            asyncio.run(registry.acall("travel.find_flights", arguments)),
+        ):
+            assert not result.ok and message in result.content, result.content
+            assert "Traceback" not in result.content
+
+
+def test_anything_the_arguments_check_raises_comes_back_as_an_error():
+    reg = ToolRegistry()
+
+    class Unreadable(dict[str, object]):
+        def keys(self):  # type: ignore[override]
+            raise RuntimeError("cannot list keys; password=hunter2xyz")
+
+        def __iter__(self):  # type: ignore[override]
+            raise RuntimeError("cannot list keys; password=hunter2xyz")
+
+    reg.register(find_flights, name="travel.find_flights")
+    result = reg.call("travel.find_flights", Unreadable(origin="CDG"))
+    assert not result.ok and "could not be read (RuntimeError" in result.content
+    assert "hunter2xyz" not in result.content
+
+
+def test_a_result_nested_too_deeply_for_json_comes_back_as_an_error():
+    reg = ToolRegistry()
+
+    def deep() -> list[object]:
+        """Return a very deep list."""
+        value: list[object] = []
+        for _ in range(100_000):
+            value = [value]
+        return value
+
+    reg.register(deep)
+    result = reg.call("deep")
+    assert not result.ok and "nested too deeply" in result.content

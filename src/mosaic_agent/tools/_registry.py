@@ -247,11 +247,7 @@ class ToolRegistry:
         tool, kwargs = prepared
         if inspect.iscoroutinefunction(tool.fn):
             return self._error(tool.name, "this tool is asynchronous: the application must use acall()")
-        try:
-            value = tool.fn(**kwargs)
-        except Exception as err:  # a tool's failure must not end the model loop
-            return self._failure(tool, err)
-        return self._finish(tool, value)
+        return self._run(tool, kwargs)
 
     async def acall(
         self,
@@ -265,16 +261,31 @@ class ToolRegistry:
         if isinstance(prepared, ToolResult):
             return prepared
         tool, kwargs = prepared
+        if not inspect.iscoroutinefunction(tool.fn):
+            # The call and the making of its result (JSON, redaction) stay off the event loop.
+            return await asyncio.to_thread(self._run, tool, kwargs)
         try:
-            if inspect.iscoroutinefunction(tool.fn):
-                value = await tool.fn(**kwargs)
-            else:
-                value = await asyncio.to_thread(tool.fn, **kwargs)
+            value = await tool.fn(**kwargs)
         except Exception as err:
             return self._failure(tool, err)
         return self._finish(tool, value)
 
+    def _run(self, tool: Tool, kwargs: dict[str, Any]) -> ToolResult:
+        try:
+            value = tool.fn(**kwargs)
+        except Exception as err:  # a tool's failure must not end the model loop
+            return self._failure(tool, err)
+        return self._finish(tool, value)
+
     def _prepare(
+        self, name: str, arguments: str | Mapping[str, Any] | None, allowed: Sequence[str] | None
+    ) -> tuple[Tool, dict[str, Any]] | ToolResult:
+        try:
+            return self._check(name, arguments, allowed)
+        except Exception as err:  # the registry never raises: whatever the input, an error result
+            return self._error(str(name), f"the call could not be read ({type(err).__name__}: {err})")
+
+    def _check(
         self, name: str, arguments: str | Mapping[str, Any] | None, allowed: Sequence[str] | None
     ) -> tuple[Tool, dict[str, Any]] | ToolResult:
         tool = self.get(name)
@@ -299,9 +310,11 @@ class ToolRegistry:
     def _finish(self, tool: Tool, value: Any) -> ToolResult:
         try:
             data = to_json_ready(value)
+            text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+        except RecursionError:
+            return self._error(tool.name, "the tool returned a value nested too deeply to send as JSON")
         except (TypeError, ValueError) as err:
             return self._error(tool.name, f"the tool returned a value that is not JSON: {err}")
-        text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
         return ToolResult(tool.name, True, _cap(text, self.max_result_chars), data)
 
     def _error(self, name: str, message: str) -> ToolResult:
@@ -330,6 +343,10 @@ def _parse_arguments(arguments: str | Mapping[str, Any] | None) -> tuple[dict[st
                 {},
                 f"the arguments are not valid JSON ({err.msg} at position {err.pos}); send a JSON object",
             )
+        except RecursionError:
+            return {}, "the arguments are nested too deeply; send a flatter JSON object"
+        except ValueError as err:  # e.g. an integer longer than Python converts
+            return {}, f"the arguments cannot be read as JSON ({err}); send a JSON object"
     if not isinstance(arguments, Mapping):
         return {}, f"the arguments must be a JSON object, got {type(arguments).__name__}"
     return dict(arguments), None

@@ -18,6 +18,7 @@ import errno
 import os
 import secrets
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,10 @@ _MAX_DEPTH = 64
 MAX_LIST_ENTRIES = 1000
 MAX_SEARCH_MATCHES = 200
 MAX_SEARCH_FILES = 20_000
+# A search also stops after this many directory entries (directories count), bytes read or seconds.
+MAX_SEARCH_ENTRIES = 50_000
+MAX_SEARCH_BYTES = 64 * 1024 * 1024
+SEARCH_TIME_LIMIT = 10.0
 
 
 class SandboxError(ToolError):
@@ -280,25 +285,59 @@ class Workspace:
                 entries.append(item)
         return {"path": _show(parts), "entries": entries, "truncated": truncated}
 
-    def search(self, text: str, path: str = ".", *, ignore_case: bool = False) -> dict[str, Any]:
-        """Lines of text files under ``path`` that contain ``text`` (no regex); ``.git`` is skipped."""
+    def search(
+        self,
+        text: str,
+        path: str = ".",
+        *,
+        ignore_case: bool = False,
+        max_entries: int = MAX_SEARCH_ENTRIES,
+        max_bytes: int = MAX_SEARCH_BYTES,
+        time_limit: float = SEARCH_TIME_LIMIT,
+    ) -> dict[str, Any]:
+        """Lines of text files under ``path`` that contain ``text`` (no regex); ``.git`` is skipped.
+
+        The search stops at the first limit it meets: `MAX_SEARCH_MATCHES` matches,
+        `MAX_SEARCH_FILES` files, ``max_entries`` directory entries seen (directories count),
+        ``max_bytes`` read or ``time_limit`` seconds. It then returns what it found with
+        ``truncated`` true and ``stopped_by`` naming the limit (None when it searched everything).
+        """
         if not text:
             raise ToolError("give a non-empty text to search for")
         parts = self.parts(path)
         needle = text.casefold() if ignore_case else text
         needle_bytes = text.encode("utf-8")
         matches: list[dict[str, Any]] = []
-        skipped = scanned = 0
-        truncated = False
+        skipped = scanned = entries = read = 0
+        stopped_by: str | None = None
+        deadline = time.monotonic() + time_limit
+
+        def limit_hit() -> str | None:
+            if len(matches) >= MAX_SEARCH_MATCHES:
+                return f"{MAX_SEARCH_MATCHES} matches"
+            if scanned > MAX_SEARCH_FILES:
+                return f"{MAX_SEARCH_FILES} files"
+            if entries > max_entries:
+                return f"{max_entries} entries (files and directories)"
+            if read > max_bytes:
+                return f"{max_bytes} bytes read"
+            if time.monotonic() > deadline:
+                return f"{time_limit:g} s"
+            return None
+
         with self._directory(parts) as dir_fd:
             for top, dirs, files, top_fd in os.fwalk(".", dir_fd=dir_fd, follow_symlinks=False):
                 dirs[:] = sorted(d for d in dirs if d != ".git")
+                entries += len(dirs) + len(files)
+                stopped_by = limit_hit()
+                if stopped_by:
+                    break
                 here = [*parts, *Path(top).parts]
                 for name in sorted(files):
                     rel = [*here, name]
                     scanned += 1
-                    if scanned > MAX_SEARCH_FILES or len(matches) >= MAX_SEARCH_MATCHES:
-                        truncated = True
+                    stopped_by = limit_hit()
+                    if stopped_by:
                         break
                     try:
                         fd = self._open_file(top_fd, name, rel)
@@ -306,6 +345,7 @@ class Workspace:
                         skipped += 1
                         continue
                     data = self._read(fd)[: self.config.max_file_bytes]
+                    read += len(data)
                     if b"\x00" in data:
                         skipped += 1
                         continue
@@ -320,9 +360,16 @@ class Workspace:
                             matches.append({"path": _show(rel), "line": number, "text": line[:300]})
                             if len(matches) >= MAX_SEARCH_MATCHES:
                                 break
-                if truncated:
+                if stopped_by:
                     break
-        return {"matches": matches, "skipped_files": skipped, "truncated": truncated}
+        if stopped_by is None and len(matches) >= MAX_SEARCH_MATCHES:
+            stopped_by = f"{MAX_SEARCH_MATCHES} matches"
+        return {
+            "matches": matches,
+            "skipped_files": skipped,
+            "truncated": stopped_by is not None,
+            "stopped_by": stopped_by,
+        }
 
 
 def _kind(mode: int) -> str:

@@ -96,6 +96,9 @@ class WorkspaceTools(ToolSet):
     def search_files(self, text: str, path: str = ".", ignore_case: bool = False) -> dict[str, Any]:
         """Find the lines of text files that contain a text (plain text, not a regex).
 
+        A search stops at its limits (200 matches, files, entries, bytes read, 10 s) and then
+        says which in stopped_by; narrow the path to search the rest.
+
         Args:
             text: what to look for.
             path: the directory to search, relative to the workspace root.
@@ -170,6 +173,9 @@ class WorkspaceTools(ToolSet):
         if not stat.S_ISDIR(mode):
             # A .git file ("gitdir: ...") or symlink would send git to a repository elsewhere.
             raise SandboxError(".git is not a plain directory here; git tools refuse to follow it")
+        # git reads work-tree files by name (status, diff, add): through a hard link or a symlink
+        # it would show or commit a file outside the workspace.
+        self.check_workspace_links("git")
         git = shutil.which("git", path=SAFE_PATH)
         if git is None:
             raise ToolError("git is not installed")
@@ -273,13 +279,16 @@ class WorkspaceTools(ToolSet):
             if any(c.lower() == ".git" for c in components):
                 raise SandboxError(f"argument {index} ({arg[:80]!r}) reaches into .git; use the git tools")
 
-    def check_workspace_links(self) -> None:
+    def check_workspace_links(self, tool: str = "the shell tool") -> None:
         """`SandboxError` if a symlink leads outside the workspace or a file has several hard links.
 
         A program given a workspace path follows symlinks and reads through hard links, so the
-        shell runs only in a workspace where both lead nowhere else.
+        shell and git run only in a workspace where both lead nowhere else. Files under
+        ``.git/objects`` may be hard links (``git clone`` of a local repository links them):
+        git reads them only as its own content-addressed objects.
         """
         root = str(self.workspace.root)
+        objects = os.path.join(root, ".git", "objects")
         seen = 0
         stack = [root]
         while stack:
@@ -288,7 +297,7 @@ class WorkspaceTools(ToolSet):
                     seen += 1
                     if seen > _MAX_SCAN_ENTRIES:
                         raise SandboxError(
-                            f"the workspace holds more than {_MAX_SCAN_ENTRIES} entries; the shell tool "
+                            f"the workspace holds more than {_MAX_SCAN_ENTRIES} entries; {tool} "
                             "checks every one for links out and refuses to run in one this big"
                         )
                     if entry.is_symlink():
@@ -296,16 +305,17 @@ class WorkspaceTools(ToolSet):
                         if target != root and not target.startswith(root + os.sep):
                             raise SandboxError(
                                 f"{os.path.relpath(entry.path, root)!r} is a symlink leading outside the "
-                                "workspace; the shell tool does not run while one exists (remove it first)"
+                                f"workspace; {tool} does not run while one exists (remove it first)"
                             )
                     elif entry.is_dir(follow_symlinks=False):
                         stack.append(entry.path)
                     elif entry.is_file(follow_symlinks=False):
                         links = entry.stat(follow_symlinks=False).st_nlink
-                        if links > 1:
+                        if links > 1 and not entry.path.startswith(objects + os.sep):
                             raise SandboxError(
                                 f"{os.path.relpath(entry.path, root)!r} has {links} hard links and may be a "
-                                "file outside the workspace; the shell tool does not run while one exists"
+                                f"file outside the workspace; {tool} does not run while one exists "
+                                "(remove it, or replace it with a copy)"
                             )
 
     def _run(self, argv: list[str], env: dict[str, str], timeout: float) -> Completed:
