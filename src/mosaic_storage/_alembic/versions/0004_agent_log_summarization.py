@@ -1,0 +1,50 @@
+"""agent log summarization: claim marker, unsummarized-log index, one running job per user
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-25 12:20:00.000000
+
+Summarization claims a batch of a user's logs (``agent_logs.summary_batch``) before it asks
+the summarizer, so a run that dies halfway is finished later with exactly that batch and its
+insights are written once. It reads a user's unsummarized logs oldest first: the partial
+index holds only those, so it stays small however many logs were summarized. The partial
+unique index on ``summarization_jobs`` lets only one run at a time work on a user.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("agent_logs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("summary_batch", sa.String(length=64), nullable=True))
+    op.create_index(
+        "ix_agent_logs_unsummarized",
+        "agent_logs",
+        ["user_id", "created_at", "id"],
+        unique=False,
+        sqlite_where=sa.text("summarized_at IS NULL"),
+        postgresql_where=sa.text("summarized_at IS NULL"),
+    )
+    op.create_index(
+        "uq_summarization_jobs_running_user",
+        "summarization_jobs",
+        ["user_id"],
+        unique=True,
+        sqlite_where=sa.text("status = 'running'"),
+        postgresql_where=sa.text("status = 'running'"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("uq_summarization_jobs_running_user", table_name="summarization_jobs")
+    op.drop_index("ix_agent_logs_unsummarized", table_name="agent_logs")
+    with op.batch_alter_table("agent_logs", schema=None) as batch_op:
+        batch_op.drop_column("summary_batch")
