@@ -12,7 +12,7 @@ from ._logs import AgentLogs, LogEntry, LogPage, NewLogEntry, TierMove
 from ._memory import UNSET, Insights, Memory, Preferences, Skills
 from ._open import open_memory
 from ._openai import EmbedderError, OpenAICompatibleEmbedder
-from ._protocols import InsightStore, MemoryStore, PreferenceStore, SkillStore
+from ._protocols import InsightStore, LogStore, MemoryStore, PreferenceStore, SkillStore
 from ._quickstart import MemoryQuickstart, memory_quickstart
 from ._records import HistoryEntry, Insight, InsightHit, NewInsight, Preference, Skill, to_dict
 from ._reembed import reembed
@@ -48,6 +48,7 @@ __all__ = [
     "Insights",
     "LogEntry",
     "LogPage",
+    "LogStore",
     "Memory",
     "MemoryQuickstart",
     "MemoryStore",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import attrs
@@ -322,19 +322,23 @@ class _Run:
                 .values(status=status, error=error, finished_at=utcnow())
             )
 
-    def _batches(self, user_id: str) -> Any:
+    def _batches(self, user_id: str) -> Iterator[str]:
         """The user's batch keys: first those a dead run left claimed, then new claims until none is left."""
         with self.engine.connect() as conn:
-            left = conn.execute(
-                sa.select(LOGS.c.summary_batch)
-                .where(
-                    LOGS.c.user_id == user_id,
-                    LOGS.c.summarized_at.is_(None),
-                    LOGS.c.summary_batch.is_not(None),
-                )
-                .distinct()
-            ).scalars()
-            yield from sorted(str(key) for key in left)
+            left = sorted(
+                str(key)
+                for key in conn.execute(
+                    sa.select(LOGS.c.summary_batch)
+                    .where(
+                        LOGS.c.user_id == user_id,
+                        LOGS.c.summarized_at.is_(None),
+                        LOGS.c.summary_batch.is_not(None),
+                    )
+                    .distinct()
+                ).scalars()
+            )
+        # Yielded with the connection back in the pool: each batch takes its own transactions.
+        yield from left
         while True:
             key = self._claim(user_id)
             if key is None:

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from mosaic_memory import LogEntry, NewLogEntry
+from mosaic_memory import LogEntry, LogStore, NewLogEntry
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -17,7 +17,7 @@ def ago(**delta: float) -> dt.datetime:
 
 def test_append_returns_the_stored_entry_and_get_reads_it_back(memory):
     entry = memory.logs.append("s1", "u1", "warning", "tool", "disk almost full", {"pct": 91})
-    assert isinstance(entry, LogEntry)
+    assert isinstance(entry, LogEntry) and isinstance(memory.logs, LogStore)
     assert (entry.session_id, entry.level, entry.category, entry.metadata) == (
         "s1",
         "warning",

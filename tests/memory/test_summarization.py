@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import uuid
 from pathlib import Path
 
@@ -256,6 +257,30 @@ def test_a_killed_run_is_taken_over_after_stale_after_without_duplicates(memory,
     statuses = [(j.status, j.error) for j in summarization_jobs(memory, user_id="u1")]
     assert statuses[0] == ("done", None)
     assert statuses[1][0] == "failed" and "interrupted" in statuses[1][1]
+
+
+def test_concurrent_runs_never_summarize_a_batch_twice(memory):
+    users = ("u1", "u2", "u3", "u4")
+    seed(memory, users=users, per_user=12)
+    summarizers = [OnePerBatch(), OnePerBatch()]
+    reports = []
+
+    def run(summarizer):
+        reports.append(summarize_logs(memory, summarizer, batch_size=5))
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in summarizers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    finish = summarize_logs(memory, OnePerBatch(), batch_size=5)  # whatever a busy or failed user left
+    assert len(reports) == 2
+    for user in users:
+        assert len(insight_texts(memory, user)) == 3, user  # 12 logs in batches of 5: 5, 5, 2
+        assert memory.logs.count(user_id=user, summarized=True) == 12, user
+    # Each log was processed by exactly one run: a batch processed twice would count twice.
+    assert sum(report.logs_processed for report in [*reports, finish]) == 48
+    assert {u.status for report in reports for u in report.users} <= {"done", "skipped"}
 
 
 def test_only_one_running_job_per_user(memory):
