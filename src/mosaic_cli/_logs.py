@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
+from mosaic_storage import redact
+
 from ._memory import _usage_errors
 from ._options import ConfigOption, JsonOption, UrlOption, open_named_store
 from ._output import EXIT_USAGE, console, fail, handle_errors, print_json, print_json_line
@@ -53,7 +55,8 @@ def _when(value: str | None, option: str) -> dt.datetime | None:
 def _line(entry: Any) -> str:
     category = f" {entry.category}:" if entry.category else ""
     stamp = entry.created_at.strftime("%Y-%m-%d %H:%M:%S")
-    return f"{stamp} {entry.level.upper():<7} [{entry.session_id}]{category} {entry.content}"
+    # Redacted like --json: a URL with a password an agent logged is not printed with it.
+    return redact(f"{stamp} {entry.level.upper():<7} [{entry.session_id}]{category} {entry.content}")
 
 
 def _dict(entry: Any) -> dict[str, Any]:

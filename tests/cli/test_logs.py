@@ -86,11 +86,18 @@ def test_bad_arguments_are_usage_errors(mosaic, url):
 
 
 def test_tail_prints_the_last_lines(mosaic, url):
+    append(url, "u1", NewLogEntry("s1", "connecting to postgresql://app:hunter22@db/x", "debug", "tool"))
     append(url, "u1", *[NewLogEntry("s1", f"line {i}") for i in range(30)])
     out = mosaic("logs", "tail", "--user", "u1", "-n", "3", "--url", url)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 3 and lines[-1].endswith("[s1] line 29") and "INFO" in lines[-1]
+    everything = mosaic("logs", "tail", "--user", "u1", "-n", "100", "--url", url)
+    assert "DEBUG   [s1] tool: connecting to postgresql://app:***@db/x" in everything.stdout
+    assert (
+        "hunter22"
+        not in everything.stdout + mosaic("logs", "query", "--user", "u1", "--url", url, "--json").stdout
+    )
     as_json = mosaic("logs", "tail", "--user", "u1", "-n", "2", "--url", url, "--json")
     assert [json.loads(line)["content"] for line in as_json.stdout.splitlines()] == ["line 28", "line 29"]
 
