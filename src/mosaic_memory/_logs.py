@@ -266,14 +266,9 @@ class AgentLogs:
             where.append(column.is_not(None) if summarized else column.is_(None))
         if cursor is not None:
             at, after_id = _parse_cursor(cursor)
-            if newest_first:
-                where.append(
-                    sa.or_(LOGS.c.created_at < at, sa.and_(LOGS.c.created_at == at, LOGS.c.id < after_id))
-                )
-            else:
-                where.append(
-                    sa.or_(LOGS.c.created_at > at, sa.and_(LOGS.c.created_at == at, LOGS.c.id > after_id))
-                )
+            # A row-value comparison: both SQLite and PostgreSQL turn it into an index range.
+            position = sa.tuple_(LOGS.c.created_at, LOGS.c.id)
+            where.append(position < (at, after_id) if newest_first else position > (at, after_id))
         order = (
             (LOGS.c.created_at.desc(), LOGS.c.id.desc()) if newest_first else (LOGS.c.created_at, LOGS.c.id)
         )

@@ -401,8 +401,10 @@ class AgentLog(Base):
 
     __tablename__ = "agent_logs"
     __table_args__ = (
-        sa.Index(None, "user_id", "created_at"),
-        sa.Index(None, "session_id", "created_at"),
+        # Keyset pages on (created_at, id): with id in the index, rows written in one batch
+        # (one created_at) are a range scan too, not a scan of every tie (0004).
+        sa.Index(None, "user_id", "created_at", "id"),
+        sa.Index(None, "session_id", "created_at", "id"),
         sa.Index(None, "tier", "created_at"),
         # What summarization reads: a user's unsummarized logs, oldest first (0004).
         sa.Index(

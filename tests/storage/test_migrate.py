@@ -704,10 +704,10 @@ def test_indexes_dropped_for_a_failed_load_are_rebuilt_by_the_next_run(sqlite_so
     with ms.open_store(pgvector_url) as store:
         missing = {entry[1].name for entry in ms.schema_diff(store) if entry[0] == "add_index"}
     assert missing == {
-        "ix_agent_logs_session_id_created_at",
+        "ix_agent_logs_session_id_created_at_id",
         "ix_agent_logs_tier_created_at",
         "ix_agent_logs_unsummarized",
-        "ix_agent_logs_user_id_created_at",
+        "ix_agent_logs_user_id_created_at_id",
     }
     with sqlite3.connect(path) as db:
         db.execute("UPDATE agent_logs SET tier = 'cold' WHERE id = 'log-07'")

@@ -1,4 +1,4 @@
-"""agent log summarization: claim marker, unsummarized-log index, one running job per user
+"""agent log summarization: claim marker, unsummarized-log index, one running job per user, keyset indexes
 
 Revision ID: 0004
 Revises: 0003
@@ -9,6 +9,9 @@ the summarizer, so a run that dies halfway is finished later with exactly that b
 insights are written once. It reads a user's unsummarized logs oldest first: the partial
 index holds only those, so it stays small however many logs were summarized. The partial
 unique index on ``summarization_jobs`` lets only one run at a time work on a user.
+Log pages are keyset pages on (created_at, id); the user and session indexes gain ``id`` so
+a page inside one batch's rows (all with one created_at) is a range scan, not a scan of
+every tie.
 """
 
 from __future__ import annotations
@@ -23,6 +26,11 @@ depends_on = None
 
 
 def upgrade() -> None:
+    for column in ("user_id", "session_id"):
+        op.drop_index(op.f(f"ix_agent_logs_{column}_created_at"), table_name="agent_logs")
+        op.create_index(
+            op.f(f"ix_agent_logs_{column}_created_at_id"), "agent_logs", [column, "created_at", "id"]
+        )
     with op.batch_alter_table("agent_logs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("summary_batch", sa.String(length=64), nullable=True))
     op.create_index(
@@ -48,3 +56,6 @@ def downgrade() -> None:
     op.drop_index("ix_agent_logs_unsummarized", table_name="agent_logs")
     with op.batch_alter_table("agent_logs", schema=None) as batch_op:
         batch_op.drop_column("summary_batch")
+    for column in ("session_id", "user_id"):
+        op.drop_index(op.f(f"ix_agent_logs_{column}_created_at_id"), table_name="agent_logs")
+        op.create_index(op.f(f"ix_agent_logs_{column}_created_at"), "agent_logs", [column, "created_at"])
