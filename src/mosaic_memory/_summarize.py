@@ -28,6 +28,7 @@ from mosaic_storage.schema import TABLES
 from ._errors import SummarizationError
 from ._logs import _COLUMNS as LOG_COLUMNS
 from ._logs import LOGS, LogEntry, _entry
+from ._memory import check_user
 from ._records import NewInsight
 
 if TYPE_CHECKING:
@@ -222,12 +223,7 @@ def summarize_logs(
         raise TypeError(f"{type(summarizer).__name__} is not a Summarizer: it needs summarize(user_id, logs)")
     now = now or utcnow()
     cutoff = now - older_than
-    if user_id is not None:
-        from ._memory import check_user
-
-        users = [check_user(user_id)]
-    else:
-        users = _pending_users(memory.store.engine, cutoff)
+    users = [check_user(user_id)] if user_id is not None else _pending_users(memory.store.engine, cutoff)
     run = _Run(memory, summarizer, cutoff, batch_size, stale_after)
     return SummarizationReport(tuple(run.user(user) for user in users))
 
@@ -429,8 +425,6 @@ def _tagged(item: object, batch: str, count: int) -> NewInsight:
 
 def summarization_jobs(memory: Memory, *, user_id: str, limit: int = 20) -> builtins.list[SummarizationJob]:
     """The user's summarization runs, newest first."""
-    from ._memory import check_user
-
     check_user(user_id)
     if limit < 1:
         raise ValueError("limit must be at least 1")
