@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mosaic_memory import LogEntry, LogStore, NewLogEntry
 
@@ -131,3 +134,28 @@ def test_move_tiers_ages_logs_hot_to_warm_to_cold_once(memory):
     assert logs.count(user_id="u1", tier="cold") == 1 and logs.count(user_id="u1", tier="warm") == 1
     with pytest.raises(ValueError, match="warm_after <= cold_after"):
         logs.move_tiers(warm_after=dt.timedelta(days=2), cold_after=dt.timedelta(days=1))
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    offsets=st.lists(st.integers(min_value=0, max_value=3), min_size=0, max_size=25),
+    page=st.integers(min_value=1, max_value=7),
+    newest_first=st.booleans(),
+)
+def test_keyset_pages_return_every_entry_once_in_order_also_among_ties(memory, offsets, page, newest_first):
+    user = f"prop-{uuid.uuid4().hex}"  # every example its own user: the store is shared
+    written = memory.logs.append_many(
+        [NewLogEntry("s", f"e{i}", created_at=NOW + dt.timedelta(seconds=o)) for i, o in enumerate(offsets)],
+        user_id=user,
+        batch_size=4,
+    )
+    seen, cursor = [], None
+    while True:
+        result = memory.logs.query(user_id=user, limit=page, cursor=cursor, newest_first=newest_first)
+        assert len(result.entries) <= page
+        seen += [e.id for e in result.entries]
+        if result.next_cursor is None:
+            break
+        cursor = result.next_cursor
+    expected = [e.id for e in sorted(written, key=lambda e: (e.created_at, e.id), reverse=newest_first)]
+    assert seen == expected
