@@ -1,7 +1,7 @@
 """agent log summarization: claim marker, unsummarized-log index, one running job per user, keyset indexes
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-25 12:20:00.000000
 
 Summarization claims a batch of a user's logs (``agent_logs.summary_batch``) before it asks
@@ -19,8 +19,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
