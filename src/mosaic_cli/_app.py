@@ -18,6 +18,7 @@ from . import (
 from ._agent import agent_app
 from ._brain import mission_app, project_app, task_app
 from ._doctor import doctor
+from ._logs import logs_app, summarize
 from ._mcp import mcp_app
 from ._memory import memory_app, pref_app
 from ._migrate import migrate_tier
@@ -42,6 +43,8 @@ app.add_typer(memory_app, name="memory")
 app.add_typer(pref_app, name="pref")
 app.add_typer(mcp_app, name="mcp")
 app.add_typer(agent_app, name="agent")
+app.add_typer(logs_app, name="logs")
+app.command()(summarize)
 
 
 def _version(value: bool) -> None:

@@ -44,6 +44,13 @@ def print_json(data: Any) -> None:
     sys.stdout.write(redact(text) + "\n")
 
 
+def print_json_line(data: Any) -> None:
+    """One compact JSON document on its own line (JSON Lines), redacted, flushed at once."""
+    text = json.dumps(_redact_tree(data), default=lambda value: redact(str(value)))
+    sys.stdout.write(redact(text) + "\n")
+    sys.stdout.flush()
+
+
 def fail(message: str, *, code: int = EXIT_FAILURE, remediation: str | None = None) -> NoReturn:
     """Print an error (redacted) on stderr and exit with ``code``."""
     err_console.print(f"[bold red]error:[/] {escape(redact(message))}", highlight=False)

@@ -28,3 +28,7 @@ class EmbedderMismatchError(SchemaError):
                 f"(mosaic_memory.reembed(store, embedder)); re-embedding rewrites all vectors"
             ),
         )
+
+
+class SummarizationError(MosaicError):
+    """A summarization run failed for some users; their logs stay unsummarized for the next run."""

@@ -23,6 +23,7 @@ from mosaic_storage.schema import TABLES
 from ._embedders import Embedder, normalize_rows
 from ._errors import NotFoundError
 from ._filters import compile_filters
+from ._logs import AgentLogs
 from ._records import (
     SEARCH_MODES,
     SOURCES,
@@ -930,7 +931,7 @@ def _rank(
 
 
 class Memory:
-    """A user-scoped memory on one store: ``preferences``, ``insights`` and ``skills``.
+    """A user-scoped memory on one store: ``preferences``, ``insights``, ``skills`` and agent ``logs``.
 
     Build it with `open_memory`, which picks the backend subclass from what the store can do.
     """
@@ -955,6 +956,7 @@ class Memory:
         self.preferences = Preferences(store.engine)
         self.skills = Skills(store.engine)
         self.insights = self.insights_class(self)
+        self.logs = AgentLogs(store.engine, store.config.memory.logs)
 
     def close(self) -> None:
         """Close the store if `open_memory` opened it."""

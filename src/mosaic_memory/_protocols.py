@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Mapping
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ._embedders import Embedder
+from ._logs import Level, LogEntry, LogPage, NewLogEntry, Tier, TierMove
 from ._records import HistoryEntry, Insight, InsightHit, NewInsight, Preference, SearchMode, Skill, Source
 
 
@@ -96,6 +98,54 @@ class SkillStore(Protocol):
 
 
 @runtime_checkable
+class LogStore(Protocol):
+    """Agent logs of each user: append (one or many), query with keyset pages, tail; tiers by age."""
+
+    def append(
+        self,
+        session_id: str,
+        user_id: str,
+        level: Level,
+        category: str | None,
+        content: str,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        created_at: dt.datetime | None = None,
+    ) -> LogEntry: ...
+    def append_many(
+        self, entries: Iterable[NewLogEntry], *, user_id: str, batch_size: int = 1000
+    ) -> builtins.list[LogEntry]: ...
+    def query(
+        self,
+        *,
+        user_id: str,
+        session_id: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        levels: Sequence[Level] | None = None,
+        min_level: Level | None = None,
+        category: str | None = None,
+        tier: Tier | None = None,
+        summarized: bool | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        newest_first: bool = False,
+    ) -> LogPage: ...
+    def tail(
+        self, *, user_id: str, session_id: str | None = None, limit: int = 20
+    ) -> builtins.list[LogEntry]: ...
+    def get(self, log_id: str, *, user_id: str) -> LogEntry | None: ...
+    def count(self, *, user_id: str, tier: Tier | None = None, summarized: bool | None = None) -> int: ...
+    def move_tiers(
+        self,
+        *,
+        warm_after: dt.timedelta | None = None,
+        cold_after: dt.timedelta | None = None,
+        now: dt.datetime | None = None,
+    ) -> TierMove: ...
+
+
+@runtime_checkable
 class MemoryStore(Protocol):
     """A user-scoped agent memory: every read and write of its parts takes a ``user_id``."""
 
@@ -107,4 +157,6 @@ class MemoryStore(Protocol):
     def insights(self) -> InsightStore: ...
     @property
     def skills(self) -> SkillStore: ...
+    @property
+    def logs(self) -> LogStore: ...
     def close(self) -> None: ...

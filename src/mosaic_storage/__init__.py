@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from ._config import (
     EmbedderConfig,
+    LogsConfig,
     MemoryConfig,
     MosaicConfig,
     QueueConfig,
     QueueType,
     StorageConfig,
     StorageTier,
+    SummarizationConfig,
     config_from_dict,
     load_config,
 )
@@ -54,6 +56,7 @@ __all__ = [
     "ConflictError",
     "DefaultTierDetector",
     "EmbedderConfig",
+    "LogsConfig",
     "MemoryConfig",
     "MigrationError",
     "MissingExtraError",
@@ -69,6 +72,7 @@ __all__ = [
     "StorageConfig",
     "StorageTier",
     "Store",
+    "SummarizationConfig",
     "TierDetectionError",
     "TierDetector",
     "TierReport",

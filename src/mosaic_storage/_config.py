@@ -229,11 +229,50 @@ class EmbedderConfig:
     base_url: str | None = attrs.field(default=None, repr=_redacted_repr)
 
 
+DEFAULT_SCHEDULE = "0 * * * *"
+_CRON_HELP = "write five fields: minute hour day-of-month month day-of-week, e.g. '0 * * * *'"
+
+
+def is_cron(schedule: object) -> bool:
+    """Whether ``schedule`` is a five-field cron expression (croniter reads it)."""
+    from croniter import croniter
+
+    return isinstance(schedule, str) and len(schedule.split()) == 5 and bool(croniter.is_valid(schedule))
+
+
+def _check_cron(_inst: object, _attr: object, schedule: str) -> None:
+    if not is_cron(schedule):
+        raise ConfigError(
+            f"{redact(repr(schedule))} is not a cron expression",
+            field="memory.summarization.schedule",
+            remediation=_CRON_HELP,
+        )
+
+
+@attrs.frozen
+class SummarizationConfig:
+    """When agent logs are summarized into insights (a cron schedule, in UTC), which, how many at once."""
+
+    schedule: str = attrs.field(default=DEFAULT_SCHEDULE, validator=_check_cron)
+    older_than_hours: float = 24.0
+    batch_size: int = attrs.field(default=200, validator=_positive)
+
+
+@attrs.frozen
+class LogsConfig:
+    """When agent logs move from the hot tier to warm, and from warm to cold (by age, in days)."""
+
+    warm_after_days: float = 7.0
+    cold_after_days: float = 30.0
+
+
 @attrs.frozen
 class MemoryConfig:
     """Agent memory settings."""
 
     embedder: EmbedderConfig = attrs.field(factory=EmbedderConfig)
+    summarization: SummarizationConfig = attrs.field(factory=SummarizationConfig)
+    logs: LogsConfig = attrs.field(factory=LogsConfig)
 
 
 def _freeze(value: Any) -> Any:
@@ -295,7 +334,11 @@ class MosaicConfig:
             "tier": self.tier.value,
             "storage": storage,
             "queue": queue,
-            "memory": {"embedder": embedder},
+            "memory": {
+                "embedder": embedder,
+                "summarization": attrs.asdict(self.memory.summarization),
+                "logs": attrs.asdict(self.memory.logs),
+            },
         }
         if self.agent:
             data["agent"] = _thaw(self.agent)
@@ -471,7 +514,7 @@ def config_from_dict(
         )
 
     memory = root.section("memory")
-    memory.reject_unknown(("embedder",))
+    memory.reject_unknown(("embedder", "summarization", "logs"))
     embedder = memory.section("embedder")
     embedder.reject_unknown(("type", "dim", "model", "base_url"))
     embedder_cfg = EmbedderConfig(
@@ -480,11 +523,35 @@ def config_from_dict(
         model=embedder.text("model"),
         base_url=_remembered(embedder.text("base_url")),
     )
+    summarization = memory.section("summarization")
+    summarization.reject_unknown(("schedule", "older_than_hours", "batch_size"))
+    schedule = summarization.data.get("schedule", DEFAULT_SCHEDULE)
+    if not is_cron(schedule):
+        raise summarization.error(
+            "schedule", f"{redact(repr(schedule))} is not a cron expression", remediation=_CRON_HELP
+        )
+    ages = memory.section("logs")
+    ages.reject_unknown(("warm_after_days", "cold_after_days"))
+    warm_after = ages.number("warm_after_days", 7.0, low=0.0, high=36500.0)
+    cold_after = ages.number("cold_after_days", 30.0, low=0.0, high=36500.0)
+    if cold_after < warm_after:
+        raise ages.error(
+            "cold_after_days", f"must be at least warm_after_days ({warm_after}), got {cold_after}"
+        )
+    memory_cfg = MemoryConfig(
+        embedder=embedder_cfg,
+        summarization=SummarizationConfig(
+            schedule=schedule,
+            older_than_hours=summarization.number("older_than_hours", 24.0, low=0.0, high=87600.0),
+            batch_size=summarization.integer("batch_size", 200, high=100_000),
+        ),
+        logs=LogsConfig(warm_after_days=warm_after, cold_after_days=cold_after),
+    )
     return MosaicConfig(
         tier=tier,
         storage=storage_cfg,
         queue=QueueConfig(type=queue_type, url=queue_url),
-        memory=MemoryConfig(embedder=embedder_cfg),
+        memory=memory_cfg,
         agent=root.section("agent").data,
     )
 

@@ -403,9 +403,20 @@ class AgentLog(Base):
 
     __tablename__ = "agent_logs"
     __table_args__ = (
-        sa.Index(None, "user_id", "created_at"),
-        sa.Index(None, "session_id", "created_at"),
+        # Keyset pages on (created_at, id): with id in the index, rows written in one batch
+        # (one created_at) are a range scan too, not a scan of every tie (0004).
+        sa.Index(None, "user_id", "created_at", "id"),
+        sa.Index(None, "session_id", "created_at", "id"),
         sa.Index(None, "tier", "created_at"),
+        # What summarization reads: a user's unsummarized logs, oldest first (0004).
+        sa.Index(
+            "ix_agent_logs_unsummarized",
+            "user_id",
+            "created_at",
+            "id",
+            sqlite_where=sa.text("summarized_at IS NULL"),
+            postgresql_where=sa.text("summarized_at IS NULL"),
+        ),
         _one_of("level", LOG_LEVELS, "level"),
         _one_of("tier", LOG_TIERS, "tier"),
     )
@@ -419,6 +430,8 @@ class AgentLog(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
     tier: Mapped[str] = mapped_column(sa.String(8), default="hot")
     summarized_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: The summarization batch that claimed this log and has not finished it yet (0004).
+    summary_batch: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[dt.datetime] = _created()
 
 
@@ -441,6 +454,14 @@ class SummarizationJob(Base):
     __tablename__ = "summarization_jobs"
     __table_args__ = (
         sa.Index(None, "user_id", "created_at"),
+        # At most one running summarization per user: the second run of a user skips it (0004).
+        sa.Index(
+            "uq_summarization_jobs_running_user",
+            "user_id",
+            unique=True,
+            sqlite_where=sa.text("status = 'running'"),
+            postgresql_where=sa.text("status = 'running'"),
+        ),
         _one_of("status", SUMMARIZATION_STATUSES, "status"),
     )
 

@@ -704,9 +704,10 @@ def test_indexes_dropped_for_a_failed_load_are_rebuilt_by_the_next_run(sqlite_so
     with ms.open_store(pgvector_url) as store:
         missing = {entry[1].name for entry in ms.schema_diff(store) if entry[0] == "add_index"}
     assert missing == {
-        "ix_agent_logs_session_id_created_at",
+        "ix_agent_logs_session_id_created_at_id",
         "ix_agent_logs_tier_created_at",
-        "ix_agent_logs_user_id_created_at",
+        "ix_agent_logs_unsummarized",
+        "ix_agent_logs_user_id_created_at_id",
     }
     with sqlite3.connect(path) as db:
         db.execute("UPDATE agent_logs SET tier = 'cold' WHERE id = 'log-07'")
@@ -714,10 +715,15 @@ def test_indexes_dropped_for_a_failed_load_are_rebuilt_by_the_next_run(sqlite_so
     report = run(sqlite_source, pgvector_url, batch_size=4)
 
     logs = next(t for t in report.tables if t.table == "agent_logs")
-    assert logs.mode == "staged" and logs.written == 3 and len(logs.indexes_rebuilt) == 3
+    assert logs.mode == "staged" and logs.written == 3 and len(logs.indexes_rebuilt) == 4
     assert report.ok
     with ms.open_store(pgvector_url) as store:
         assert ms.schema_diff(store) == []
+        with store.engine.connect() as conn:
+            partial = conn.execute(
+                sa.text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_agent_logs_unsummarized'")
+            ).scalar_one()
+    assert partial.endswith("WHERE (summarized_at IS NULL)"), "rebuilt as the partial index it was"
     assert target_digests(pgvector_url) == source_digests(sqlite_source)
 
 
