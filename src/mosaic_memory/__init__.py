@@ -5,6 +5,8 @@ Everything users may touch is listed in ``__all__``; other modules may change.
 
 from __future__ import annotations
 
+from mosaic_storage._keyword_index import KeywordIndexReport, check_keyword_index, rebuild_keyword_index
+
 from ._embedders import Embedder, HashingEmbedder
 from ._errors import EmbedderMismatchError, NotFoundError
 from ._filters import compile_filters
@@ -27,6 +29,7 @@ __all__ = [
     "InsightHit",
     "InsightStore",
     "Insights",
+    "KeywordIndexReport",
     "Memory",
     "MemoryQuickstart",
     "MemoryStore",
@@ -39,9 +42,11 @@ __all__ = [
     "Skill",
     "SkillStore",
     "Skills",
+    "check_keyword_index",
     "compile_filters",
     "memory_quickstart",
     "open_memory",
+    "rebuild_keyword_index",
     "reembed",
     "to_dict",
 ]
