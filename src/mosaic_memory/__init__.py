@@ -10,7 +10,7 @@ from mosaic_storage._keyword_index import KeywordIndexReport, check_keyword_inde
 from ._embedders import Embedder, HashingEmbedder
 from ._errors import EmbedderMismatchError, NotFoundError
 from ._filters import compile_filters
-from ._memory import UNSET, Insights, Memory, Preferences, Skills
+from ._memory import UNSET, Insights, Memory, Preferences, Skills, default_dedupe_threshold
 from ._open import open_memory
 from ._openai import EmbedderError, OpenAICompatibleEmbedder
 from ._protocols import InsightStore, MemoryStore, PreferenceStore, SkillStore
@@ -44,6 +44,7 @@ __all__ = [
     "Skills",
     "check_keyword_index",
     "compile_filters",
+    "default_dedupe_threshold",
     "memory_quickstart",
     "open_memory",
     "rebuild_keyword_index",
