@@ -69,6 +69,7 @@ class KeywordIndexReport:
 
     @property
     def ok(self) -> bool:
+        """Whether the index agrees with the insights (no problems)."""
         return not self.problems
 
     @property
