@@ -13,7 +13,8 @@ def vector_memory(pgvector_store):
     import mosaic_storage as ms
 
     ms.upgrade(pgvector_store)
-    with open_memory(pgvector_store) as mem:
+    # Cosine dedupe on (the hashing embedder alone merges only the same text): its probe is tested here.
+    with open_memory(pgvector_store, dedupe_threshold=0.95) as mem:
         yield mem
 
 
