@@ -157,8 +157,8 @@ def test_the_check_is_clean_after_upgrade_on_every_backend(migrated_store):
     assert rebuild_keyword_index(migrated_store).ok
 
 
-def test_0004_keys_existing_insights_and_downgrades(sqlite_store):
-    ms.upgrade(sqlite_store, "0003")
+def test_the_search_key_migration_keys_existing_insights_and_downgrades(sqlite_store):
+    ms.upgrade(sqlite_store, "0005")
     with sqlite_store.engine.begin() as conn:
         for i, word in enumerate(WORDS[:4]):
             conn.exec_driver_sql(
@@ -169,7 +169,7 @@ def test_0004_keys_existing_insights_and_downgrades(sqlite_store):
         conn.exec_driver_sql("DELETE FROM insights WHERE id = 'i0'")
     ms.upgrade(sqlite_store)
     assert ms.schema_diff(sqlite_store) == [] and check_keyword_index(sqlite_store).ok
-    ms.downgrade(sqlite_store, "0003")
+    ms.downgrade(sqlite_store, "0005")
     with sqlite_store.engine.connect() as conn:
         hit = conn.exec_driver_sql(
             "SELECT i.id FROM insights_fts f JOIN insights i ON i.rowid = f.rowid "

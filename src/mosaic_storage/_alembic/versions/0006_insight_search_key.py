@@ -1,7 +1,7 @@
 """insight search key: SQLite's keyword index keyed on a stable integer column, not the rowid
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-25 12:30:00.000000
 
 Revision 0002 keyed ``insights_fts`` on the implicit rowid of ``insights``. That table's
@@ -23,8 +23,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
