@@ -17,7 +17,8 @@ from ._options import ConfigOption, JsonOption, UrlOption, open_named_store
 from ._output import EXIT_FAILURE, EXIT_USAGE, console, fail, handle_errors, print_json
 
 memory_app = typer.Typer(
-    help="Insights of a user: add, search, list, forget, history, reembed.", no_args_is_help=True
+    help="Insights of a user: add, search, list, forget, history; reembed, reindex (admin).",
+    no_args_is_help=True,
 )
 pref_app = typer.Typer(help="Preferences of a user: get, set, list, delete.", no_args_is_help=True)
 
@@ -233,6 +234,47 @@ def memory_reembed(
         print_json({"reembedded": count, "dim": dim})
         return
     console.print(f"re-embedded {count} insights with dimension {dim}")
+
+
+@memory_app.command("reindex")
+@handle_errors
+@_usage_errors
+def memory_reindex(
+    check: Annotated[
+        bool, typer.Option("--check", help="Only check the keyword index; exit 1 when it is broken.")
+    ] = False,
+    config: ConfigOption = None,
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check or rebuild the keyword index of every user's insights (admin)."""
+    from mosaic_memory import check_keyword_index, rebuild_keyword_index
+
+    with open_named_store(config, url) as store:
+        report = check_keyword_index(store) if check else rebuild_keyword_index(store)
+    if as_json:
+        print_json(
+            {
+                "ok": report.ok,
+                "rebuilt": not check,
+                "insights": report.insights,
+                "indexed": report.indexed,
+                "problems": list(report.problems),
+                "remediation": report.remediation,
+            }
+        )
+    else:
+        what = "checked" if check else "rebuilt"
+        console.print(
+            f"keyword index {what}: {report.indexed} entries for {report.insights} insights",
+            highlight=False,
+        )
+        for problem in report.problems:
+            console.print(f"  {problem}", highlight=False, markup=False)
+        if report.remediation:
+            console.print(report.remediation, highlight=False, markup=False)
+    if not report.ok:
+        raise typer.Exit(EXIT_FAILURE)
 
 
 # --- preferences -----------------------------------------------------------------------------

@@ -5,11 +5,13 @@ Everything users may touch is listed in ``__all__``; other modules may change.
 
 from __future__ import annotations
 
+from mosaic_storage._keyword_index import KeywordIndexReport, check_keyword_index, rebuild_keyword_index
+
 from ._embedders import Embedder, HashingEmbedder
 from ._errors import EmbedderMismatchError, NotFoundError, SummarizationError
 from ._filters import compile_filters
 from ._logs import AgentLogs, LogEntry, LogPage, NewLogEntry, TierMove
-from ._memory import UNSET, Insights, Memory, Preferences, Skills
+from ._memory import UNSET, Insights, Memory, Preferences, Skills, default_dedupe_threshold
 from ._minilm import MiniLMEmbedder
 from ._open import open_memory
 from ._openai import EmbedderError, OpenAICompatibleEmbedder
@@ -47,6 +49,7 @@ __all__ = [
     "InsightHit",
     "InsightStore",
     "Insights",
+    "KeywordIndexReport",
     "LogEntry",
     "LogPage",
     "LogStore",
@@ -71,11 +74,14 @@ __all__ = [
     "Summarizer",
     "TierMove",
     "UserSummary",
+    "check_keyword_index",
     "compile_filters",
+    "default_dedupe_threshold",
     "memory_quickstart",
     "next_run",
     "next_scheduled_run",
     "open_memory",
+    "rebuild_keyword_index",
     "reembed",
     "summarization_jobs",
     "summarize_handler",

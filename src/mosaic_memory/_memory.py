@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Final
@@ -20,7 +21,7 @@ import sqlalchemy as sa
 from mosaic_storage import AccessDenied, ConflictError, new_id
 from mosaic_storage.schema import TABLES
 
-from ._embedders import Embedder, normalize_rows
+from ._embedders import Embedder, HashingEmbedder, normalize_rows
 from ._errors import NotFoundError
 from ._filters import compile_filters
 from ._logs import AgentLogs
@@ -50,6 +51,9 @@ PREFERENCES = TABLES["preferences"]
 SKILLS = TABLES["skills"]
 
 DEFAULT_DEDUPE_THRESHOLD: Final = 0.95
+"""Near-duplicate cosine for semantic embedders: paraphrases of one fact sit above it."""
+EXACT_TEXT_ONLY: Final = math.inf
+"""The dedupe threshold of lexical embedders: only the same text merges (no cosine reaches it)."""
 RRF_K: Final = 60
 """Reciprocal rank fusion constant (Cormack et al. 2009): a hit at rank r adds 1 / (60 + r)."""
 DEFAULT_BATCH_SIZE: Final = 1000
@@ -930,6 +934,19 @@ def _rank(
 # --- the store -------------------------------------------------------------------------------
 
 
+def default_dedupe_threshold(embedder: Embedder) -> float:
+    """The dedupe threshold for ``embedder`` when the caller gives none.
+
+    A lexical embedder (`HashingEmbedder`, or any embedder with ``lexical = True``) measures
+    shared words, not meaning: "User is allergic to nuts and ..." and "User is not allergic
+    to nuts and ..." share all but one word and exceed any useful cosine, so merging them
+    would lose a fact. For those only the same text merges (`EXACT_TEXT_ONLY`). Semantic
+    embedders get `DEFAULT_DEDUPE_THRESHOLD` (0.95).
+    """
+    lexical = isinstance(embedder, HashingEmbedder) or bool(getattr(embedder, "lexical", False))
+    return EXACT_TEXT_ONLY if lexical else DEFAULT_DEDUPE_THRESHOLD
+
+
 class Memory:
     """A user-scoped memory on one store: ``preferences``, ``insights``, ``skills`` and agent ``logs``.
 
@@ -944,10 +961,12 @@ class Memory:
         store: Store,
         embedder: Embedder,
         *,
-        dedupe_threshold: float = DEFAULT_DEDUPE_THRESHOLD,
+        dedupe_threshold: float | None = None,
         owns_store: bool = False,
     ) -> None:
-        if dedupe_threshold <= 0.0:
+        if dedupe_threshold is None:
+            dedupe_threshold = default_dedupe_threshold(embedder)
+        if not dedupe_threshold > 0.0:
             raise ValueError("dedupe_threshold is a cosine in (0, 1]; above 1 only exact texts merge")
         self.store = store
         self.embedder = embedder

@@ -11,7 +11,7 @@ from mosaic_storage.schema import TABLES
 
 from ._embedders import Embedder, HashingEmbedder
 from ._errors import EmbedderMismatchError
-from ._memory import DEFAULT_DEDUPE_THRESHOLD, Memory
+from ._memory import Memory
 
 if TYPE_CHECKING:
     from mosaic_storage import Store
@@ -82,7 +82,7 @@ def open_memory(
     store: Store | None = None,
     embedder: Embedder | None = None,
     *,
-    dedupe_threshold: float = DEFAULT_DEDUPE_THRESHOLD,
+    dedupe_threshold: float | None = None,
 ) -> Memory:
     """Memory on ``store`` (default: `mosaic_storage.open_store()` from the config, closed with the memory).
 
@@ -90,6 +90,12 @@ def open_memory(
     embedded PostgreSQL on the local tier too), else PostgreSQL, else SQLite. ``embedder``
     defaults to the config's (`HashingEmbedder`, dim 384). The first open records the
     embedder's name in the store; later opens must use the same name and dimension.
+
+    An added insight merges into a stored one with the same text, or (with a semantic
+    embedder) one whose vector has a cosine >= ``dedupe_threshold``. Its default depends on
+    the embedder (`default_dedupe_threshold`): 0.95 for semantic embedders, same text only
+    for lexical ones such as `HashingEmbedder`, where a shared-words cosine would merge
+    "allergic" into "not allergic". Pass a cosine to choose.
 
     Raises:
         SchemaError: the store's schema is not at head (run `mosaic db upgrade`).

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from mosaic_storage._migrations import HNSW_INDEX
+from mosaic_storage._migrations import HNSW_INDEX, hnsw_index_ddl
 from mosaic_storage._types import utcnow
 
 from ._embedders import Embedder
@@ -23,7 +23,9 @@ def reembed(store: Store, embedder: Embedder) -> int:
     """Re-embed every insight of every user with ``embedder`` and record it; returns how many.
 
     One transaction: readers see the old vectors or the new ones, never a mix. On pgvector
-    a new dimension changes the column to ``vector(dim)`` and rebuilds the HNSW index.
+    a new dimension changes the column to ``vector(dim)`` and rebuilds the HNSW index as
+    schema creation builds it: on the vectors up to 2,000 dimensions, on their ``halfvec``
+    cast up to 4,000, and none above (search is then exact).
     This is an admin function: it reads across users.
     """
     vector = store.dialect == "postgresql" and store.capabilities.vector
@@ -53,10 +55,9 @@ def reembed(store: Store, embedder: Embedder) -> int:
             )
             done += len(rows)
             last = rows[-1].id
-        if vector:
-            conn.exec_driver_sql(
-                f"CREATE INDEX {HNSW_INDEX} ON insights USING hnsw (embedding vector_cosine_ops)"
-            )
+        index = hnsw_index_ddl(int(embedder.dim)) if vector else None
+        if index is not None:
+            conn.exec_driver_sql(index)
         now = utcnow()
         for key, value in ((EMBEDDER_KEY, embedder.name), (DIM_KEY, str(embedder.dim))):
             if (

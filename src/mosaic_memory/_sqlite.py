@@ -17,7 +17,11 @@ _FTS_SELF: sa.ColumnClause[Any] = sa.literal_column(FTS_TABLE)
 
 
 class SQLiteInsights(LocalVectorInsights):
-    """Insights on SQLite: keyword search through the trigger-maintained FTS5 table (porter stemming)."""
+    """Insights on SQLite: keyword search through the trigger-maintained FTS5 table (porter stemming).
+
+    The FTS5 rowid is the insight's ``search_key`` (never its own rowid, which VACUUM and
+    table rebuilds may renumber).
+    """
 
     def _keyword_candidates(
         self,
@@ -32,7 +36,7 @@ class SQLiteInsights(LocalVectorInsights):
         rank = sa.func.bm25(_FTS_SELF)
         query = (
             sa.select(INSIGHTS.c.id, rank)
-            .select_from(_FTS.join(INSIGHTS, sa.literal_column("insights.rowid") == _FTS.c.rowid))
+            .select_from(_FTS.join(INSIGHTS, INSIGHTS.c.search_key == _FTS.c.rowid))
             .where(_FTS_SELF.op("MATCH")(match), INSIGHTS.c.user_id == user_id, *conditions)
             .order_by(rank)
             .limit(k)

@@ -28,6 +28,22 @@ SEARCH_VECTOR_INDEX = "ix_insights_search_vector"
 _OPTION_KEYS = ("mosaic_vector", "mosaic_embedding_dim")
 
 
+def hnsw_index_ddl(dim: int) -> str | None:
+    """The HNSW (cosine) index for a ``vector(dim)`` embedding column, or None when none can be built.
+
+    Up to 2,000 dimensions it indexes the vectors; up to 4,000 their half-precision cast (the
+    table keeps full precision); past that pgvector's HNSW cannot index them and search is exact.
+    """
+    if dim <= HNSW_MAX_VECTOR_DIM:
+        return f"CREATE INDEX {HNSW_INDEX} ON insights USING hnsw (embedding vector_cosine_ops)"
+    if dim <= HNSW_MAX_HALFVEC_DIM:
+        return (
+            f"CREATE INDEX {HNSW_INDEX} ON insights "
+            f"USING hnsw ((embedding::halfvec({int(dim)})) halfvec_cosine_ops)"
+        )
+    return None
+
+
 def _alembic_config(store: Store, connection: sa.Connection) -> Config:
     from alembic.config import Config
 

@@ -342,14 +342,16 @@ class Preference(Base):
 class Insight(Base):
     """Something an agent learned about a user, with its embedding for semantic search.
 
-    Keyword search adds backend-specific objects outside this model: an FTS5 table kept in
-    sync by triggers on SQLite, a generated ``search_vector`` tsvector column on PostgreSQL.
+    Keyword search adds backend-specific objects outside this model: an FTS5 table keyed on
+    ``search_key`` and kept in sync by triggers on SQLite, a generated ``search_vector``
+    tsvector column on PostgreSQL.
     """
 
     __tablename__ = "insights"
     __table_args__ = (
         sa.Index(None, "user_id", "created_at"),
         sa.Index(None, "user_id", "text_hash"),
+        sa.Index(None, "search_key", unique=True),
     )
 
     id: Mapped[str] = _id()
@@ -363,6 +365,9 @@ class Insight(Base):
     embedding: Mapped[Any] = mapped_column(Embedding, nullable=True)
     created_at: Mapped[dt.datetime] = _created()
     updated_at: Mapped[dt.datetime] = _updated()
+    search_key: Mapped[int | None] = mapped_column(sa.BigInteger)
+    """SQLite: the insight's key in the FTS5 keyword index (rowids are not stable), set by a
+    trigger on insert. Unused on PostgreSQL."""
 
 
 class InsightHistory(Base):

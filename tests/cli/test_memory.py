@@ -82,3 +82,21 @@ def test_a_store_of_another_dimension_says_how_to_reembed(mosaic, url):
     out = mosaic("memory", "list", "--user", "u1", "--url", url)
     assert out.returncode == 1
     assert "dimension 64" in out.stderr and "reembed" in out.stderr
+
+
+def test_reindex_checks_and_rebuilds_the_keyword_index(mosaic, url):
+    import sqlite3
+
+    assert mosaic("memory", "add", "Enjoys hiking in the Alps", "--user", "u1", "--url", url).returncode == 0
+    healthy = mosaic("memory", "reindex", "--check", "--url", url, "--json")
+    assert healthy.returncode == 0, healthy.stderr
+    assert json.loads(healthy.stdout)["ok"] is True
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        db.execute("DELETE FROM insights_fts")
+    broken = mosaic("memory", "reindex", "--check", "--url", url)
+    assert broken.returncode == 1 and "missing from the keyword index" in broken.stdout
+    assert "mosaic memory reindex" in broken.stdout
+    rebuilt = mosaic("memory", "reindex", "--url", url, "--json")
+    assert rebuilt.returncode == 0 and json.loads(rebuilt.stdout)["indexed"] == 1
+    hits = json.loads(mosaic("memory", "search", "hiking", "--user", "u1", "--url", url, "--json").stdout)
+    assert hits and hits[0]["keyword_score"] > 0

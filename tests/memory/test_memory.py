@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from mosaic_memory import (
     NotFoundError,
     PreferenceStore,
     SkillStore,
+    default_dedupe_threshold,
     open_memory,
     reembed,
     to_dict,
@@ -152,7 +154,15 @@ def test_same_text_is_never_added_twice_and_keeps_history(memory):
     assert memory.insights.add("Prefers short answers", user_id="u2") != first
 
 
-def test_near_duplicates_update_the_existing_insight(memory):
+@pytest.fixture
+def semantic_dedupe(migrated_store):
+    """Memory that merges near duplicates at cosine 0.95 (the default of semantic embedders)."""
+    with open_memory(migrated_store, dedupe_threshold=0.95) as memory:
+        yield memory
+
+
+def test_near_duplicates_update_the_existing_insight(semantic_dedupe):
+    memory = semantic_dedupe
     dim = memory.embedder.dim
     base = np.zeros(dim, dtype=np.float32)
     base[0] = 1.0
@@ -172,6 +182,39 @@ def test_near_duplicates_update_the_existing_insight(memory):
     assert memory.insights.add("Moved to Lyon", user_id="u1", embedding=far) != iid
     assert memory.insights.add("Lives in Paris, France!", user_id="u1", embedding=near, dedupe=False) != iid
     assert memory.insights.count(user_id="u1") == 3
+
+
+# Share every word but "not": the hashing embedder puts them at cosine 0.96.
+ALLERGIC = "User is allergic to nuts and carries an epipen to every restaurant dinner"
+NOT_ALLERGIC = "User is not allergic to nuts and carries an epipen to every restaurant dinner"
+
+
+def test_a_lexical_embedder_merges_only_the_same_text(memory):
+    assert memory.dedupe_threshold == math.inf
+    emb = memory.embedder.embed([ALLERGIC, NOT_ALLERGIC])
+    assert float(emb[0] @ emb[1]) > 0.95  # what a cosine threshold would have merged
+    allergic = memory.insights.add(ALLERGIC, user_id="u1")
+    not_allergic = memory.insights.add(NOT_ALLERGIC, user_id="u1")
+    assert allergic != not_allergic
+    assert {i.text for i in memory.insights.list(user_id="u1")} == {ALLERGIC, NOT_ALLERGIC}
+    in_one_batch = memory.insights.add_many([NOT_ALLERGIC + "!", ALLERGIC + "!"], user_id="u2")
+    assert len(set(in_one_batch)) == 2
+    assert memory.insights.add(f"  {ALLERGIC} ", user_id="u1") == allergic  # the same text still merges
+
+
+def test_the_default_threshold_follows_the_embedder():
+    class Semantic:
+        name, dim = "semantic-test", 8
+
+        def embed(self, texts):
+            return np.ones((len(texts), 8), dtype=np.float32)
+
+    class Lexical(Semantic):
+        lexical = True
+
+    assert default_dedupe_threshold(Semantic()) == 0.95
+    assert default_dedupe_threshold(Lexical()) == math.inf
+    assert default_dedupe_threshold(HashingEmbedder(16)) == math.inf
 
 
 def test_dedupe_threshold_is_configurable_and_applies_within_a_batch(migrated_store):

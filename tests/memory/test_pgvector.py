@@ -13,7 +13,8 @@ def vector_memory(pgvector_store):
     import mosaic_storage as ms
 
     ms.upgrade(pgvector_store)
-    with open_memory(pgvector_store) as mem:
+    # Cosine dedupe on (the hashing embedder alone merges only the same text): its probe is tested here.
+    with open_memory(pgvector_store, dedupe_threshold=0.95) as mem:
         yield mem
 
 
@@ -64,3 +65,34 @@ def test_the_plan_follows_the_owner_size(vector_memory):
         insights._use_hnsw(conn, 4, 10)
         assert conn.exec_driver_sql("SHOW hnsw.iterative_scan").scalar() == "relaxed_order"
         assert int(conn.exec_driver_sql("SHOW hnsw.ef_search").scalar()) >= 40
+
+
+def _hnsw_index(store):
+    with store.engine.connect() as conn:
+        return conn.exec_driver_sql(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_insights_embedding_hnsw'"
+        ).scalar_one_or_none()
+
+
+@pytest.mark.parametrize(
+    ("dim", "index"),
+    [(2048, "halfvec_cosine_ops"), (4001, None), (64, "vector_cosine_ops")],
+)
+def test_reembed_builds_the_index_schema_creation_would_for_the_dimension(vector_memory, dim, index):
+    from mosaic_memory import HashingEmbedder, reembed
+
+    store = vector_memory.store
+    ids = vector_memory.insights.add_many(["Speaks Dutch", "Plays chess", "Grows tomatoes"], user_id="u1")
+    assert "vector_cosine_ops" in _hnsw_index(store)
+    assert reembed(store, HashingEmbedder(dim)) == 3
+    found = _hnsw_index(store)
+    if index is None:
+        assert found is None  # past 4,000 dimensions pgvector's HNSW cannot index: search is exact
+    else:
+        assert index in found
+        if index.startswith("halfvec"):
+            assert f"halfvec({dim})" in found
+    with open_memory(store, HashingEmbedder(dim)) as memory:
+        hits = memory.insights.search("chess", user_id="u1", mode="vector", limit=1)
+        assert hits[0].id == ids[1]
+        assert memory.insights.add("Plays chess", user_id="u1") == ids[1]

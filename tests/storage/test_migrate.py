@@ -134,6 +134,8 @@ def digests(store: ms.Store, tables: list[str] = MIGRATED) -> dict[str, dict[str
                 plain = {column: _plain(value) for column, value in row.items()}
                 if name == "store_meta":
                     plain.pop("updated_at")
+                # The source's keyword-index key stays behind: the target keys its own.
+                plain.pop("search_key", None)
                 text = json.dumps(plain, sort_keys=True, default=repr)
                 rows[str(row[key])] = hashlib.sha256(text.encode()).hexdigest()
             out[name] = rows
@@ -591,6 +593,34 @@ def test_search_index_tables_are_skipped(sqlite_source, pgvector_url):
     ):
         assert "search index" in skipped[name]
     assert report.ok
+
+
+def test_two_local_stores_merge_into_one_target_without_losing_insights(tmp_path, pgvector_url):
+    from mosaic_memory import open_memory
+
+    sources = []
+    for laptop in ("a", "b"):
+        url = f"sqlite:///{tmp_path}/{laptop}.db"
+        with ms.open_store(url) as store:
+            ms.upgrade(store)
+            with open_memory(store) as memory:
+                memory.insights.add_many([f"{laptop} likes tea", f"{laptop} hikes alps"], user_id=laptop)
+            with store.engine.connect() as conn:
+                keys = conn.exec_driver_sql("SELECT search_key FROM insights ORDER BY 1").scalars().all()
+            assert keys == [1, 2]  # both laptops hold the same SQLite keyword-index keys
+        sources.append(url)
+    assert run(sources[0], pgvector_url, init_target=True).ok
+    second = run(sources[1], pgvector_url)
+    insights = next(t for t in second.tables if t.table == "insights")
+    assert insights.written == 2 and insights.conflicts == 0 and not insights.short
+    # (store_meta's "embedder" row differs in updated_at only: reported as a conflict, kept.)
+    with ms.open_store(pgvector_url) as store, open_memory(store) as memory:
+        for laptop in ("a", "b"):
+            assert memory.insights.count(user_id=laptop) == 2
+            hits = memory.insights.search("alps", user_id=laptop, mode="keyword")
+            assert [h.text for h in hits] == [f"{laptop} hikes alps"]
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(search_key) FROM insights").scalar() == 0
 
 
 # --- failures: clear, early, nothing half-written ---------------------------------------------------

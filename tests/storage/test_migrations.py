@@ -163,7 +163,7 @@ def test_0002_backfills_keyword_search_and_text_hashes_and_downgrades(store):
     assert ms.schema_diff(store) == []
     if store.dialect == "sqlite":
         match = (
-            "SELECT i.id FROM insights_fts f JOIN insights i ON i.rowid = f.rowid "
+            "SELECT i.id FROM insights_fts f JOIN insights i ON i.search_key = f.rowid "
             "WHERE insights_fts MATCH 'hike'"
         )
     else:

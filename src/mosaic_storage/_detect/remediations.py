@@ -18,6 +18,10 @@ REMEDIATIONS: dict[str, str] = {
         "storage.url names a file that is not a SQLite database: fix the path, or move the file away"
     ),
     "schema_upgrade": "run `mosaic db upgrade` (or mosaic_storage.upgrade(store))",
+    "keyword_index": (
+        "run `mosaic memory reindex` (or mosaic_memory.rebuild_keyword_index(store)) to rebuild "
+        "the keyword index of insights"
+    ),
     "schema_newer": (
         "a newer mosaic-stack migrated this database: upgrade the package (pip install -U mosaic-stack)"
     ),

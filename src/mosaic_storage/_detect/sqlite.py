@@ -1,4 +1,4 @@
-"""The SQLite probe: file (or directory) writable, journal mode, version, schema revision."""
+"""The SQLite probe: file (or directory) writable, journal mode, version, schema revision, keyword index."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+import attrs
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from .._redact import redact
 from .remediations import REMEDIATIONS
 from .report import ProbeResult, ProbeStatus, elapsed_ms
-from .schema import with_schema
+from .schema import head_revision, with_schema
 
 
 def sqlite_probe(url: str, timeout: float) -> ProbeResult:
@@ -60,10 +61,15 @@ def sqlite_probe(url: str, timeout: float) -> ProbeResult:
     from .._migrations import revision_of
 
     engine = sa.create_engine("sqlite+pysqlite://", creator=connect, poolclass=NullPool)
+    index_problems: tuple[str, ...] = ()
     try:
         with engine.connect() as conn:
             journal = str(conn.exec_driver_sql("PRAGMA journal_mode").scalar())
             revision = revision_of(conn)
+            if revision == head_revision():
+                from .._keyword_index import keyword_index_report
+
+                index_problems = keyword_index_report(conn).problems
     except sa.exc.DBAPIError as err:
         text = redact(err.orig)
         if "not a database" in text:
@@ -73,4 +79,13 @@ def sqlite_probe(url: str, timeout: float) -> ProbeResult:
         return fail(f"cannot read {path}: {text}", "sqlite_not_database")
     finally:
         engine.dispose()
-    return with_schema("sqlite", started, version, [f"journal_mode {journal}"], revision)
+    result = with_schema("sqlite", started, version, [f"journal_mode {journal}"], revision)
+    if index_problems and result.status is ProbeStatus.OK:
+        # Storage works; keyword search of memory does not see every insight as stored.
+        return attrs.evolve(
+            result,
+            status=ProbeStatus.WARN,
+            detail=f"{result.detail}; keyword index: {'; '.join(index_problems)}",
+            remediation=REMEDIATIONS["keyword_index"],
+        )
+    return result

@@ -13,6 +13,11 @@ SKIPPED_TABLES: dict[str, str] = {
 
 SEARCH_INDEX_REASON = "search index of the source (SQLite FTS5); the target builds its own"
 
+SEARCH_INDEX_COLUMNS: dict[str, frozenset[str]] = {"insights": frozenset({"search_key"})}
+"""Columns never copied: the source's keys into its own keyword index. Copied, they would
+collide (unique index) with the keys of rows already in the target, and the conflicting
+rows would be skipped; the target keys its own index (or, on PostgreSQL, needs none)."""
+
 # Rows of these tables describe the physical database they live in, not user data: the
 # target records its own embedding storage and dimension when its schema is created.
 EXCLUDED_ROWS: dict[str, tuple[str, frozenset[str]]] = {

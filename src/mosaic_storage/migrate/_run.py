@@ -13,7 +13,7 @@ from collections.abc import Callable, Generator, Sequence
 import attrs
 
 from .._errors import MigrationError
-from ._names import EXCLUDED_ROWS, SEARCH_INDEX_REASON, SKIPPED_TABLES
+from ._names import EXCLUDED_ROWS, SEARCH_INDEX_COLUMNS, SEARCH_INDEX_REASON, SKIPPED_TABLES
 from ._protocols import MigrationSource, MigrationTarget, Row, RowFilter
 from ._report import MAX_LISTED_CONFLICTS, MigrationReport, SkippedTable, TableReport, WriteMode
 
@@ -275,7 +275,10 @@ def _plan(
                 f"source table {name} lacks the required columns {', '.join(lacking)}",
                 remediation="add them to the source (or bring it to the current schema), then run again",
             )
-        columns = tuple(column for column in writable_names if column in source_columns)
+        left_behind = SEARCH_INDEX_COLUMNS.get(name, frozenset())
+        columns = tuple(
+            column for column in writable_names if column in source_columns and column not in left_behind
+        )
         for column in table.columns:
             if isinstance(column.type, Embedding) and column.name in columns:
                 dim = vector_dims.get(column.name) or embedding_dim
