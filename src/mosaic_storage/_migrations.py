@@ -111,7 +111,8 @@ def is_known_revision(revision: str) -> bool:
 def _migration_connection(store: Store) -> Iterator[sa.Connection]:
     """A connection in one transaction for a migration run.
 
-    On SQLite, foreign keys are off while a migration runs: batch mode rebuilds tables by
+    On SQLite the transaction is begun explicitly, so DDL is inside it too. Foreign keys are
+    off while a migration runs: batch mode rebuilds tables by
     copy-and-drop, and with them on, dropping a parent table would cascade-delete its
     children's rows. The result is checked with ``PRAGMA foreign_key_check`` before commit.
     """
@@ -122,6 +123,10 @@ def _migration_connection(store: Store) -> Iterator[sa.Connection]:
             conn.commit()  # ends SQLAlchemy's autobegun transaction; the pragma stays set
         try:
             with conn.begin():
+                if sqlite:
+                    # pysqlite begins a transaction lazily, before DML only: DDL would commit
+                    # one statement at a time, and a failed run would leave half a migration.
+                    conn.exec_driver_sql("BEGIN")
                 yield conn
                 if sqlite:
                     broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()

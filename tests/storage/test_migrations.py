@@ -223,3 +223,31 @@ def test_the_project_status_check_refuses_unknown_statuses_until_they_are_fixed(
         conn.execute(project, {"id": "p3", "status": "legacy"})
     ms.downgrade(store, "base")
     assert revision != before
+
+
+def test_a_failed_multi_step_upgrade_changes_nothing_and_can_be_run_again(store):
+    """0004 refuses unknown project statuses; the steps before it in the same run are undone too."""
+    ms.upgrade(store, "0002")
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO users (id, name, email_verified, created_at, updated_at) "
+                "VALUES ('u1', 'ann', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO projects (id, name, owner_id, status, metadata, version, created_at, "
+                "updated_at) VALUES ('p1', 'P', 'u1', 'on_hold', '{}', 1, "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+    indexes_before = {i["name"] for i in sa.inspect(store.engine).get_indexes("tasks")}
+    with pytest.raises(ms.SchemaError, match="on_hold"):
+        ms.upgrade(store)
+    assert ms.current(store) == "0002"
+    assert {i["name"] for i in sa.inspect(store.engine).get_indexes("tasks")} == indexes_before
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE projects SET status = 'paused'"))
+    assert ms.upgrade(store) == ms.head()
+    assert ms.schema_diff(store) == []
