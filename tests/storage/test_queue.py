@@ -18,7 +18,7 @@ from mosaic_storage.queue import (
     Worker,
     open_queue,
 )
-from tests.storage._queues import FAST, queue, queue_url, unique_kind, wait_for  # noqa: F401
+from tests.storage._queues import FAST, wait_for
 
 LEASE = 1.0
 
