@@ -13,6 +13,7 @@ import mosaic_storage as ms
 
 from ._brain import mission_app, project_app, task_app
 from ._doctor import doctor
+from ._jobs import jobs_app, worker
 from ._memory import memory_app, pref_app
 from ._migrate import migrate_tier
 from ._options import ConfigOption, JsonOption, UrlOption, open_named_store
@@ -34,6 +35,8 @@ app.add_typer(task_app, name="task")
 app.command("migrate-tier")(migrate_tier)
 app.add_typer(memory_app, name="memory")
 app.add_typer(pref_app, name="pref")
+app.add_typer(jobs_app, name="jobs")
+app.command()(worker)
 
 
 def _version(value: bool) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
 from .._config import REDIS_SCHEMES, MosaicConfig, QueueType, url_scheme
 from .protocol import Backoff, JobQueue, QueueError
 
@@ -59,6 +57,8 @@ def _redis(url: str, *, backoff: Backoff | None, prefix: str | None) -> JobQueue
 
 
 def _from_store(store: Store, *, backoff: Backoff | None, prefix: str | None, owned: bool) -> JobQueue:
+    import sqlalchemy as sa
+
     queue_cfg = store.config.queue
     if queue_cfg.type is QueueType.REDIS and queue_cfg.url:
         if owned:
