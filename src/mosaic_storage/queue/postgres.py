@@ -60,6 +60,16 @@ FROM unnest(%s::text[], %s::int[]) AS v(i, a)
 WHERE jobs.id = v.i AND jobs.attempts = v.a AND jobs.status = 'running'
 """
 
+# Data-modifying CTEs run to completion whether or not the query reads them; the acked count
+# comes back as a marker row so it is there even when nothing is reserved.
+_ACK_AND_RESERVE = f"""
+WITH acked AS ({_ACK.strip()} RETURNING jobs.id),
+reserved AS ({_RESERVE.strip()})
+SELECT 'ack', NULL, NULL::jsonb, count(*)::int, NULL::int, NULL FROM acked
+UNION ALL
+SELECT id, kind, payload, attempts, max_attempts, dedupe_key FROM reserved
+"""
+
 
 class PostgresQueue(TableQueue):
     """Jobs in the ``jobs`` table of a PostgreSQL store; times are the server's clock."""
@@ -116,15 +126,35 @@ class PostgresQueue(TableQueue):
     def reserve(
         self, kinds: Sequence[str], *, lease: float = DEFAULT_LEASE, count: int = 1, wait: float = 0.0
     ) -> list[Job]:
+        return self.ack_and_reserve((), kinds, lease=lease, count=count, wait=wait)[1]
+
+    def ack_and_reserve(
+        self,
+        done: Sequence[Job],
+        kinds: Sequence[str],
+        *,
+        lease: float = DEFAULT_LEASE,
+        count: int = 1,
+        wait: float = 0.0,
+    ) -> tuple[int, list[Job]]:
         kinds = check_kinds(kinds)
         check_lease(lease, count, wait)
+        ids, fences = [job.id for job in done], [fence(job) for job in done]
         deadline = time.monotonic() + wait
+        acked = 0
         while True:
             if self._reclaim_due():
                 self._run(_EXPIRED)
-            rows = self._run(_RESERVE, (float(lease), kinds, count)).fetchall()
+            if ids:
+                # One statement, so one commit: the ack of the last job and the next reservation.
+                rows = self._run(_ACK_AND_RESERVE, (ids, fences, float(lease), kinds, count)).fetchall()
+                acked += sum(row[3] for row in rows if row[0] == "ack")
+                rows = [row for row in rows if row[0] != "ack"]
+                ids, fences = [], []
+            else:
+                rows = self._run(_RESERVE, (float(lease), kinds, count)).fetchall()
             if rows or time.monotonic() >= deadline:
-                return [to_job(row) for row in rows]
+                return acked, [to_job(row) for row in rows]
             time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
 
     def ack(self, job: Job) -> bool:

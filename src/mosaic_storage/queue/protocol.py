@@ -168,6 +168,19 @@ class JobQueue(Protocol):
         """Take up to ``count`` due jobs of the given kinds, waiting up to ``wait`` seconds for one."""
         ...
 
+    def ack_and_reserve(
+        self,
+        done: Sequence[Job],
+        kinds: Sequence[str],
+        *,
+        lease: float = DEFAULT_LEASE,
+        count: int = 1,
+        wait: float = 0.0,
+    ) -> tuple[int, list[Job]]:
+        """Ack ``done`` and reserve the next jobs in one round trip (and one commit): what a worker
+        does between jobs. Returns (how many of ``done`` were still held, the jobs reserved)."""
+        ...
+
     def ack(self, job: Job) -> bool:
         """Mark a job done. False if this delivery had lost its lease (the job runs again elsewhere)."""
         ...

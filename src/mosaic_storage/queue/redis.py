@@ -56,20 +56,32 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-_FREE_KEY = """
+# An entry holds two fields (plus 'e', the last error, after a failure): 'p', the payload
+# JSON, and 'm', "ATTEMPTS:MAX_ATTEMPTS:JOB_ID:DEDUPE_KEY". Few fields keep reads cheap:
+# every field is one more element the client parses per job.
+_HELPERS = """
 local function free_key(prefix, dedupe, id)
   if dedupe ~= '' then
     local k = prefix .. ':dedupe:' .. dedupe
     if redis.call('GET', k) == id then redis.call('DEL', k) end
   end
 end
+local function parse(meta)
+  local a, m, id, d = string.match(meta, '^(%d+):(%d+):([^:]*):(.*)$')
+  return tonumber(a), tonumber(m), id, d
+end
+local function fields(flat)
+  local f = {}
+  for k = 1, #flat, 2 do f[flat[k]] = flat[k + 1] end
+  return f
+end
 """
 
-# ARGV: prefix, kind, id, payload, max_attempts, dedupe, delay_ms
+# ARGV: prefix, kind, id, payload, meta, dedupe, delay_ms
 _ENQUEUE = (
     _NOW
     + """
-local prefix, kind, id, payload, maxa, dedupe = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local prefix, kind, id, payload, meta, dedupe = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local delay = tonumber(ARGV[7])
 if dedupe ~= '' then
   if not redis.call('SET', prefix .. ':dedupe:' .. dedupe, id, 'NX') then
@@ -78,9 +90,9 @@ if dedupe ~= '' then
 end
 redis.call('SADD', prefix .. ':kinds', kind)
 if delay > 0 then
-  redis.call('ZADD', prefix .. ':delayed', now + delay, cjson.encode({kind, id, payload, '0', maxa, dedupe, ''}))
+  redis.call('ZADD', prefix .. ':delayed', now + delay, cjson.encode({kind, meta, payload, ''}))
 else
-  redis.call('XADD', prefix .. ':stream:' .. kind, '*', 'i', id, 'p', payload, 'a', '0', 'm', maxa, 'd', dedupe)
+  redis.call('XADD', prefix .. ':stream:' .. kind, '*', 'm', meta, 'p', payload)
 end
 return id
 """
@@ -91,14 +103,19 @@ return id
 # into failed attempts (queued again, or dead at max_attempts).
 _MAINTAIN = (
     _NOW
-    + _FREE_KEY
+    + _HELPERS
     + """
 local prefix, group, consumer, lease, batch = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local moved, reclaimed = 0, 0
 local due = redis.call('ZRANGEBYSCORE', prefix .. ':delayed', '-inf', now, 'LIMIT', 0, batch)
 for _, member in ipairs(due) do
   local j = cjson.decode(member)
-  redis.call('XADD', prefix .. ':stream:' .. j[1], '*', 'i', j[2], 'p', j[3], 'a', j[4], 'm', j[5], 'd', j[6], 'e', j[7])
+  local s = prefix .. ':stream:' .. j[1]
+  if j[4] ~= '' then
+    redis.call('XADD', s, '*', 'm', j[2], 'p', j[3], 'e', j[4])
+  else
+    redis.call('XADD', s, '*', 'm', j[2], 'p', j[3])
+  end
   redis.call('ZREM', prefix .. ':delayed', member)
   moved = moved + 1
 end
@@ -107,18 +124,19 @@ for i = 6, #ARGV do
   local s = prefix .. ':stream:' .. kind
   local claimed = redis.call('XAUTOCLAIM', s, group, consumer, lease, '0-0', 'COUNT', batch)
   for _, entry in ipairs(claimed[2]) do
-    local eid, fields = entry[1], entry[2]
+    local eid, flat = entry[1], entry[2]
     redis.call('XACK', s, group, eid)
-    if fields then
-      local f = {}
-      for k = 1, #fields, 2 do f[fields[k]] = fields[k + 1] end
-      local a = tonumber(f['a']) + 1
+    if flat then
+      local f = fields(flat)
+      local a, m, id, d = parse(f['m'])
+      a = a + 1
+      local meta = a .. ':' .. m .. ':' .. id .. ':' .. d
       local err = 'lease expired on attempt ' .. a
-      if a >= tonumber(f['m']) then
-        redis.call('XADD', prefix .. ':dead', '*', 'k', kind, 'i', f['i'], 'p', f['p'], 'a', a, 'm', f['m'], 'd', f['d'], 'e', err)
-        free_key(prefix, f['d'], f['i'])
+      if a >= m then
+        redis.call('XADD', prefix .. ':dead', '*', 'k', kind, 'm', meta, 'p', f['p'], 'e', err)
+        free_key(prefix, d, id)
       else
-        redis.call('XADD', s, '*', 'i', f['i'], 'p', f['p'], 'a', a, 'm', f['m'], 'd', f['d'], 'e', err)
+        redis.call('XADD', s, '*', 'm', meta, 'p', f['p'], 'e', err)
       end
       redis.call('XDEL', s, eid)
       reclaimed = reclaimed + 1
@@ -131,7 +149,7 @@ return {moved, reclaimed}
 
 # ARGV: prefix, group, then (kind, entry id, job id, dedupe) per job
 _ACK_DEDUPED = (
-    _FREE_KEY
+    _HELPERS
     + """
 local prefix, group, n = ARGV[1], ARGV[2], 0
 for i = 3, #ARGV, 4 do
@@ -146,48 +164,59 @@ return n
 """
 )
 
-# ARGV: prefix, group, kind, entry id, job id, payload, attempts, max, dedupe, error, delay_ms, dead
+# ARGV: prefix, group, kind, entry id, job id, payload, meta, dedupe, error, delay_ms, dead
 _FAIL = (
     _NOW
-    + _FREE_KEY
+    + _HELPERS
     + """
-local prefix, group, kind, eid, id, payload, a, m, dedupe, err = unpack(ARGV, 1, 10)
+local prefix, group, kind, eid, id, payload, meta, dedupe, err = unpack(ARGV, 1, 9)
 local s = prefix .. ':stream:' .. kind
 if redis.call('XACK', s, group, eid) == 0 then return 0 end
 redis.call('XDEL', s, eid)
-if ARGV[12] == '1' then
-  redis.call('XADD', prefix .. ':dead', '*', 'k', kind, 'i', id, 'p', payload, 'a', a, 'm', m, 'd', dedupe, 'e', err)
+if ARGV[11] == '1' then
+  redis.call('XADD', prefix .. ':dead', '*', 'k', kind, 'm', meta, 'p', payload, 'e', err)
   free_key(prefix, dedupe, id)
   return 2
 end
-redis.call('ZADD', prefix .. ':delayed', now + tonumber(ARGV[11]), cjson.encode({kind, id, payload, a, m, dedupe, err}))
+redis.call('ZADD', prefix .. ':delayed', now + tonumber(ARGV[10]), cjson.encode({kind, meta, payload, err}))
 return 1
 """
 )
 
-# ARGV: prefix, group, kind, entry id, job id, payload, attempts, max, dedupe
+# ARGV: prefix, group, kind, entry id, payload, meta
 _RELEASE = """
-local prefix, group, kind, eid, id, payload, a, m, dedupe = unpack(ARGV, 1, 9)
+local prefix, group, kind, eid, payload, meta = unpack(ARGV, 1, 6)
 local s = prefix .. ':stream:' .. kind
 if redis.call('XACK', s, group, eid) == 0 then return 0 end
 redis.call('XDEL', s, eid)
-redis.call('XADD', s, '*', 'i', id, 'p', payload, 'a', a, 'm', m, 'd', dedupe)
+redis.call('XADD', s, '*', 'm', meta, 'p', payload)
 return 1
 """
 
-# ARGV: prefix, dead entry id, reset attempts (1/0)
-_REVIVE = """
+# ARGV: prefix, dead entry id
+_REVIVE = (
+    _HELPERS
+    + """
 local prefix, eid = ARGV[1], ARGV[2]
 local found = redis.call('XRANGE', prefix .. ':dead', eid, eid)
 if #found == 0 then return 0 end
-local fields = found[1][2]
-local f = {}
-for k = 1, #fields, 2 do f[fields[k]] = fields[k + 1] end
+local f = fields(found[1][2])
+local a, m, id, d = parse(f['m'])
 redis.call('XDEL', prefix .. ':dead', eid)
 redis.call('SADD', prefix .. ':kinds', f['k'])
-redis.call('XADD', prefix .. ':stream:' .. f['k'], '*', 'i', f['i'], 'p', f['p'], 'a', '0', 'm', f['m'], 'd', '', 'e', f['e'])
+redis.call('XADD', prefix .. ':stream:' .. f['k'], '*', 'm', '0:' .. m .. ':' .. id .. ':', 'p', f['p'], 'e', f['e'])
 return 1
 """
+)
+
+
+def _meta(attempts: int, max_attempts: int, job_id: str, dedupe_key: str | None) -> str:
+    return f"{attempts}:{max_attempts}:{job_id}:{dedupe_key or ''}"
+
+
+def _parse_meta(meta: str) -> tuple[int, int, str, str | None]:
+    attempts, max_attempts, job_id, dedupe_key = meta.split(":", 3)
+    return int(attempts), int(max_attempts), job_id, dedupe_key or None
 
 
 def _redis_url(url: str) -> str:
@@ -314,22 +343,12 @@ class RedisQueue:
             job_id = new_id()
             ids.append(job_id)
             if job.dedupe_key is None and not job.delay:
-                pipe.xadd(
-                    self._stream(job.kind),
-                    {"i": job_id, "p": payload, "a": 0, "m": job.max_attempts, "d": ""},
-                )
+                pipe.xadd(self._stream(job.kind), {"m": f"0:{job.max_attempts}:{job_id}:", "p": payload})
             else:
                 scripted.append((len(ids) - 1, len(pipe)))
                 delay_ms = max(1, round(job.delay * 1000)) if job.delay else 0
-                args = [
-                    self.prefix,
-                    job.kind,
-                    job_id,
-                    payload,
-                    job.max_attempts,
-                    job.dedupe_key or "",
-                    delay_ms,
-                ]
+                meta = _meta(0, job.max_attempts, job_id, job.dedupe_key)
+                args = [self.prefix, job.kind, job_id, payload, meta, job.dedupe_key or "", delay_ms]
                 enqueue(args=args, client=pipe)
             if len(pipe) >= 1000:
                 self._collect(pipe.execute(), ids, scripted)
@@ -378,10 +397,22 @@ class RedisQueue:
     def reserve(
         self, kinds: Sequence[str], *, lease: float = DEFAULT_LEASE, count: int = 1, wait: float = 0.0
     ) -> list[Job]:
+        return self.ack_and_reserve((), kinds, lease=lease, count=count, wait=wait)[1]
+
+    def ack_and_reserve(
+        self,
+        done: Sequence[Job],
+        kinds: Sequence[str],
+        *,
+        lease: float = DEFAULT_LEASE,
+        count: int = 1,
+        wait: float = 0.0,
+    ) -> tuple[int, list[Job]]:
         kinds = check_kinds(kinds)
         check_lease(lease, count, wait)
         deadline = time.monotonic() + wait
         streams = {self._stream(k): ">" for k in kinds}
+        acked = 0
         while True:
             now = time.monotonic()
             if now >= self._next_maintain:
@@ -389,25 +420,33 @@ class RedisQueue:
                 self.maintain(kinds, lease=lease)
             remaining = deadline - time.monotonic()
             block = round(min(remaining, BLOCK_SLICE_S) * 1000) if remaining > 0 else None
+            # The acks of the jobs just done and the next read share one round trip.
+            pipe = self._client.pipeline(transaction=False)
+            acks = self._queue_acks(pipe, done)
+            done = ()
+            pipe.xreadgroup(GROUP, self.consumer, streams, count=count, block=block)
             try:
-                answer = self._client.xreadgroup(
-                    GROUP, self.consumer, streams, count=count, block=block or None
-                )
-            except self._response_error as err:
-                if "NOGROUP" not in str(err):
-                    raise self._wrap(err) from None
+                results = pipe.execute(raise_on_error=False)
+            except self._errors as err:
+                raise self._wrap(err) from None
+            for index in acks:
+                if isinstance(results[index], Exception):
+                    raise self._wrap(results[index])
+                acked += int(results[index])
+            answer = results[-1]
+            if isinstance(answer, Exception):
+                if "NOGROUP" not in str(answer):
+                    raise self._wrap(answer)
                 self._grouped.clear()
                 self._ensure_groups(kinds)
                 continue
-            except self._errors as err:
-                raise self._wrap(err) from None
             jobs = self._jobs(answer)
             if len(jobs) > count:
                 for extra in jobs[count:]:
                     self.release(extra)
                 jobs = jobs[:count]
             if jobs or time.monotonic() >= deadline:
-                return jobs
+                return acked, jobs
 
     def _jobs(self, answer: Any) -> list[Job]:
         jobs: list[Job] = []
@@ -420,16 +459,17 @@ class RedisQueue:
             for entry_id, raw in entries:
                 if not raw:
                     continue
-                f = _fields(raw)
+                f = raw if isinstance(raw, dict) else dict(zip(raw[::2], raw[1::2], strict=True))
+                attempts, max_attempts, job_id, dedupe_key = _parse_meta(f[b"m"].decode())
                 jobs.append(
                     Job(
-                        id=f["i"],
+                        id=job_id,
                         kind=kind,
-                        payload=json.loads(f["p"]),
-                        attempt=int(f["a"]) + 1,
-                        max_attempts=int(f["m"]),
-                        dedupe_key=f.get("d") or None,
-                        receipt=_text(entry_id),
+                        payload=json.loads(f[b"p"]),
+                        attempt=attempts + 1,
+                        max_attempts=max_attempts,
+                        dedupe_key=dedupe_key,
+                        receipt=entry_id.decode(),
                     )
                 )
         return jobs
@@ -448,6 +488,13 @@ class RedisQueue:
             raise self._wrap(err) from None
 
     def _ack(self, jobs: Sequence[Job]) -> int:
+        pipe = self._client.pipeline(transaction=False)
+        acks = self._queue_acks(pipe, jobs)
+        results = pipe.execute()
+        return sum(int(results[i]) for i in acks)
+
+    def _queue_acks(self, pipe: Any, jobs: Sequence[Job]) -> list[int]:
+        """Put the acks of jobs on a pipeline; returns where their counts will be in the results."""
         plain: dict[str, list[str]] = {}
         deduped: list[str] = []
         for job in jobs:
@@ -455,7 +502,6 @@ class RedisQueue:
                 plain.setdefault(job.kind, []).append(job.receipt)
             else:
                 deduped += [job.kind, job.receipt, job.id, job.dedupe_key]
-        pipe = self._client.pipeline(transaction=False)
         acks = []
         for kind, receipts in plain.items():
             stream = self._stream(kind)
@@ -465,8 +511,7 @@ class RedisQueue:
         if deduped:
             acks.append(len(pipe))
             self._scripts["ack"](args=[self.prefix, GROUP, *deduped], client=pipe)
-        results = pipe.execute()
-        return sum(int(results[i]) for i in acks)
+        return acks
 
     def fail(self, job: Job, error: str, *, retry: bool = True) -> JobStatus | None:
         dead = not retry or job.attempt >= job.max_attempts
@@ -480,8 +525,7 @@ class RedisQueue:
                     job.receipt,
                     job.id,
                     json.dumps(job.payload, separators=(",", ":")),
-                    job.attempt,
-                    job.max_attempts,
+                    _meta(job.attempt, job.max_attempts, job.id, job.dedupe_key),
                     job.dedupe_key or "",
                     clean_error(error),
                     delay_ms,
@@ -500,11 +544,8 @@ class RedisQueue:
                     GROUP,
                     job.kind,
                     job.receipt,
-                    job.id,
                     json.dumps(job.payload, separators=(",", ":")),
-                    job.attempt - 1,
-                    job.max_attempts,
-                    job.dedupe_key or "",
+                    _meta(job.attempt - 1, job.max_attempts, job.id, job.dedupe_key),
                 ]
             )
         except self._errors as err:
@@ -566,18 +607,19 @@ class RedisQueue:
             if status in (None, JobStatus.QUEUED):
                 for member, score in self._client.zrange(f"{self.prefix}:delayed", 0, -1, withscores=True):
                     j = json.loads(_text(member))
+                    attempts, max_attempts, job_id, dedupe_key = _parse_meta(j[1])
                     if kind is None or j[0] == kind:
                         found.append(
                             JobInfo(
-                                j[1],
-                                j[0],
-                                JobStatus.QUEUED,
-                                int(j[3]),
-                                int(j[4]),
-                                json.loads(j[2]),
-                                _ms_time(score),
-                                j[6] or None,
-                                j[5] or None,
+                                id=job_id,
+                                kind=j[0],
+                                status=JobStatus.QUEUED,
+                                attempts=attempts,
+                                max_attempts=max_attempts,
+                                payload=json.loads(j[2]),
+                                run_at=_ms_time(score),
+                                last_error=j[3] or None,
+                                dedupe_key=dedupe_key,
                             )
                         )
             if status in (None, JobStatus.DEAD):
@@ -590,17 +632,17 @@ class RedisQueue:
         return found[:limit]
 
     def _info(self, kind: str, f: dict[str, str], status: JobStatus, entry_id: str) -> JobInfo:
-        attempts = int(f["a"]) + (1 if status is JobStatus.RUNNING else 0)
+        attempts, max_attempts, job_id, dedupe_key = _parse_meta(f["m"])
         return JobInfo(
-            id=f["i"],
+            id=job_id,
             kind=kind,
             status=status,
-            attempts=attempts,
-            max_attempts=int(f["m"]),
+            attempts=attempts + (1 if status is JobStatus.RUNNING else 0),
+            max_attempts=max_attempts,
             payload=json.loads(f["p"]),
             run_at=_ms_time(_entry_ms(entry_id)),
             last_error=f.get("e") or None,
-            dedupe_key=f.get("d") or None,
+            dedupe_key=dedupe_key,
         )
 
     def _stream_jobs(self, kind: str, status: JobStatus | None, limit: int) -> list[JobInfo]:
@@ -630,7 +672,7 @@ class RedisQueue:
             f = _fields(raw)
             if kind is not None and f["k"] != kind:
                 continue
-            if wanted is not None and f["i"] not in wanted:
+            if wanted is not None and _parse_meta(f["m"])[2] not in wanted:
                 continue
             if before_ms is not None and _entry_ms(eid) >= before_ms:
                 continue

@@ -23,7 +23,6 @@ from .protocol import (
 
 T = TypeVar("T")
 POLL_S = 0.05
-_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # what SQLAlchemy's DateTime writes on SQLite: sorts as text
 
 _EXPIRED = """
 UPDATE jobs SET
@@ -34,9 +33,32 @@ UPDATE jobs SET
 WHERE status = 'running' AND lease_until < :now
 """
 
+# A job without a dedupe key leaves that column (and its unique index) alone.
+_ACK = (
+    "UPDATE jobs SET status = 'done', lease_until = NULL, updated_at = ?"
+    " WHERE id = ? AND status = 'running' AND attempts = ?"
+)
+_ACK_DEDUPED = (
+    "UPDATE jobs SET status = 'done', lease_until = NULL, dedupe_key = NULL, updated_at = ?"
+    " WHERE id = ? AND status = 'running' AND attempts = ?"
+)
+
+
+def _acks(cur: Any, now_ts: str, jobs: Sequence[Job]) -> int:
+    n = 0
+    for sql, deduped in ((_ACK, False), (_ACK_DEDUPED, True)):
+        rows = [(now_ts, job.id, fence(job)) for job in jobs if (job.dedupe_key is not None) is deduped]
+        if len(rows) == 1:
+            n += cur.execute(sql, rows[0]).rowcount
+        elif rows:
+            cur.executemany(sql, rows)
+            n += cur.rowcount
+    return n
+
 
 def _ts(when: dt.datetime) -> str:
-    return when.astimezone(dt.UTC).strftime(_FORMAT)
+    # The text SQLAlchemy's DateTime writes on SQLite ('YYYY-MM-DD HH:MM:SS.ffffff'): sorts as text.
+    return when.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _now() -> dt.datetime:
@@ -109,8 +131,20 @@ class SQLiteQueue(TableQueue):
     def reserve(
         self, kinds: Sequence[str], *, lease: float = DEFAULT_LEASE, count: int = 1, wait: float = 0.0
     ) -> list[Job]:
+        return self.ack_and_reserve((), kinds, lease=lease, count=count, wait=wait)[1]
+
+    def ack_and_reserve(
+        self,
+        done: Sequence[Job],
+        kinds: Sequence[str],
+        *,
+        lease: float = DEFAULT_LEASE,
+        count: int = 1,
+        wait: float = 0.0,
+    ) -> tuple[int, list[Job]]:
         kinds = check_kinds(kinds)
         check_lease(lease, count, wait)
+        acks = list(done)
         marks = ", ".join("?" for _ in kinds)
         sql = (
             "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = ?, updated_at = ?"
@@ -119,22 +153,30 @@ class SQLiteQueue(TableQueue):
             " RETURNING id, kind, payload, attempts, max_attempts, dedupe_key"
         )
         deadline = time.monotonic() + wait
+        acked = 0
         while True:
             now = _now()
             now_ts = _ts(now)
             reclaim = self._reclaim_due()
 
             def work(
-                cur: Any, now_ts: str = now_ts, reclaim: bool = reclaim, now: dt.datetime = now
-            ) -> list[Any]:
+                cur: Any,
+                now_ts: str = now_ts,
+                reclaim: bool = reclaim,
+                now: dt.datetime = now,
+                acks: list[Job] = acks,
+            ) -> tuple[int, list[Any]]:
+                n = _acks(cur, now_ts, acks) if acks else 0
                 if reclaim:
                     cur.execute(_EXPIRED, {"now": now_ts})
                 lease_ts = _ts(now + dt.timedelta(seconds=lease))
-                return list(cur.execute(sql, (lease_ts, now_ts, now_ts, *kinds, count)).fetchall())
+                return n, list(cur.execute(sql, (lease_ts, now_ts, now_ts, *kinds, count)).fetchall())
 
-            rows = self._write(work)
+            n, rows = self._write(work)
+            acked += n
+            acks = []
             if rows or time.monotonic() >= deadline:
-                return [to_job(row) for row in rows]
+                return acked, [to_job(row) for row in rows]
             time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
 
     def ack(self, job: Job) -> bool:
@@ -144,19 +186,9 @@ class SQLiteQueue(TableQueue):
         if not jobs:
             return 0
         now_ts = _ts(_now())
-        rows = [(now_ts, job.id, fence(job)) for job in jobs]
-        sql = (
-            "UPDATE jobs SET status = 'done', lease_until = NULL, dedupe_key = NULL, updated_at = ?"
-            " WHERE id = ? AND status = 'running' AND attempts = ?"
-        )
-        if len(rows) == 1:
-            return int(self._conn().execute(sql, rows[0]).rowcount)
-
-        def work(cur: Any) -> int:
-            cur.executemany(sql, rows)
-            return int(cur.rowcount)
-
-        return self._write(work)
+        if len(jobs) == 1:
+            return _acks(self._conn().cursor(), now_ts, jobs)
+        return self._write(lambda cur: _acks(cur, now_ts, jobs))
 
     def _fail(self, job: Job, error: str, status: JobStatus, delay: float) -> bool:
         now = _now()

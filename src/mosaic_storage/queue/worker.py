@@ -232,24 +232,41 @@ class Worker:
                 thread.join(timeout=0.1)
 
     def _loop(self, budget: _Budget, until_idle: bool) -> None:
-        while not self._stop.is_set():
-            want = budget.take(self.prefetch)
-            if want == 0:
-                return
-            jobs = self.queue.reserve(self.kinds, lease=self.lease, count=want, wait=self.poll)
-            budget.give_back(want - len(jobs))
-            if not jobs:
-                if until_idle:
+        # Jobs whose handler returned: acked with the next reservation, in one round trip.
+        done: list[Job] = []
+        try:
+            while not self._stop.is_set():
+                want = budget.take(self.prefetch)
+                if want == 0:
                     return
-                continue
-            for index, job in enumerate(jobs):
-                if self._stop.is_set():
-                    for unstarted in jobs[index:]:
-                        self._finish("released", self.queue.release(unstarted))
-                    return
-                self._run_one(job)
+                acked, jobs = self.queue.ack_and_reserve(
+                    done, self.kinds, lease=self.lease, count=want, wait=self.poll
+                )
+                self._settle(done, acked)
+                done = []
+                budget.give_back(want - len(jobs))
+                if not jobs:
+                    if until_idle:
+                        return
+                    continue
+                for index, job in enumerate(jobs):
+                    if self._stop.is_set():
+                        for unstarted in jobs[index:]:
+                            self._finish("released", self.queue.release(unstarted))
+                        return
+                    if self._run_one(job):
+                        done.append(job)
+        finally:
+            if done:
+                self._settle(done, self.queue.ack_many(done))
 
-    def _run_one(self, job: Job) -> None:
+    def _settle(self, done: list[Job], acked: int) -> None:
+        with self._count_lock:
+            self._counts["succeeded"] += acked
+            self._counts["lost"] += len(done) - acked
+
+    def _run_one(self, job: Job) -> bool:
+        """Run the handler; True when it returned (the job is to be acked)."""
         key = id(job)
         with self._flight_lock:
             self._in_flight[key] = job
@@ -277,10 +294,10 @@ class Worker:
                 status or "lease lost",
             )
             self._finish("failed", status is not None)
-        else:
-            with self._flight_lock:
-                self._in_flight.pop(key, None)
-            self._finish("succeeded", self.queue.ack(job))
+            return False
+        with self._flight_lock:
+            self._in_flight.pop(key, None)
+        return True
 
     def _finish(self, outcome: str, held: bool) -> None:
         with self._count_lock:

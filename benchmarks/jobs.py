@@ -1,0 +1,322 @@
+"""Job queue benchmark: enqueue and reserve+ack rates per backend, against raw anchors in the same run.
+
+Run:  PYTHONPATH=src python benchmarks/jobs.py [--n 100000] [--single-n 20000] [--rounds 3]
+      [--backends sqlite,postgres,redis] [--redis-url redis://...] [--pg-url postgresql://...]
+
+Backends: SQLite (a file in a temp dir), embedded PostgreSQL 18 (``embedded://`` in a temp dir,
+or --pg-url) and Redis streams (a redis-server started here, or --redis-url). Jobs are no-ops
+with a small JSON payload.
+
+Per backend, through the public API:
+  * enqueue:            `enqueue_many`, batches of 1000, N jobs;
+  * batch reserve+ack:  `reserve(count=100)` + `ack_many`, N jobs;
+  * worker, one by one: `Worker(prefetch=1)` running a no-op handler, --single-n jobs (each job:
+                        one reserve, one ack: the way a worker runs slow handlers).
+Anchors, same run, same servers:
+  * Redis:      XADD pipelined (1000 a pipeline); XREADGROUP COUNT 100 + XACK; one job per
+                round trip (XREADGROUP COUNT 1, then XACK);
+  * PostgreSQL: a raw psycopg loop, one job per transaction (SELECT .. FOR UPDATE SKIP LOCKED
+                LIMIT 1; UPDATE; COMMIT) on the same jobs table;
+  * SQLite:     a raw sqlite3 loop, one job per transaction (BEGIN IMMEDIATE; SELECT; UPDATE; COMMIT).
+Targets: enqueue and batch reserve+ack >= 0.5x the raw Redis figures (XADD pipelined; XREADGROUP
+100 + XACK); the one-by-one worker >= 0.7x the one-job-at-a-time anchor of its backend.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import mosaic_storage as ms
+from mosaic_storage.queue import Job, JobQueue, NewJob, Worker, open_queue
+
+KIND = "bench.noop"
+BATCH = 100
+
+
+def rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("inf")
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def payload(i: int) -> dict[str, Any]:
+    return {"i": i, "user": "u1"}
+
+
+# --- servers -----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def redis_server(url: str | None) -> Iterator[str]:
+    if url:
+        yield url
+        return
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise SystemExit("needs redis-server on PATH, or --redis-url")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    tmp = tempfile.mkdtemp(prefix="mosaic-bench-redis-")
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", tmp],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        import redis
+
+        client = redis.Redis(port=port)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        client.close()
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- anchors -----------------------------------------------------------------------------------
+
+
+class RedisAnchors:
+    """Raw redis-py loops on their own keys of the same server."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(url)
+        self.round = 0
+
+    def measure(self, n: int, single_n: int, *, one_by_one: bool) -> dict[str, float]:
+        self.round += 1
+        client = self.client
+        stream, group = f"anchor:{self.round}", "g"
+        body = [json.dumps(payload(i), separators=(",", ":")) for i in range(n)]
+
+        def xadd() -> None:
+            pipe = client.pipeline(transaction=False)
+            for i, text in enumerate(body):
+                pipe.xadd(stream, {"i": str(i), "p": text})
+                if len(pipe) >= 1000:
+                    pipe.execute()
+            pipe.execute()
+
+        out = {"xadd": rate(n, timed(xadd))}
+        client.xgroup_create(stream, group, id="0")
+
+        def read_batch() -> None:
+            done = 0
+            while done < n:
+                answer = client.xreadgroup(group, "c", {stream: ">"}, count=BATCH)
+                ids = [entry_id for _, entries in answer for entry_id, _ in entries]
+                client.xack(stream, group, *ids)
+                done += len(ids)
+
+        out["xreadgroup100"] = rate(n, timed(read_batch))
+        client.delete(stream)
+        if one_by_one:
+            pipe = client.pipeline(transaction=False)
+            for text in body[:single_n]:
+                pipe.xadd(stream, {"i": "0", "p": text})
+            pipe.execute()
+            client.xgroup_create(stream, group, id="0")
+
+            def one() -> None:
+                for _ in range(single_n):
+                    [(_, [(entry_id, _)])] = client.xreadgroup(group, "c", {stream: ">"}, count=1)
+                    client.xack(stream, group, entry_id)
+
+            out["one"] = rate(single_n, timed(one))
+            client.delete(stream)
+        return out
+
+
+def postgres_anchor(store: ms.Store, single_n: int) -> float:
+    with contextlib.closing(open_queue(store)) as queue:
+        queue.enqueue_many(NewJob("anchor", payload(i)) for i in range(single_n))
+    raw = store.engine.raw_connection()
+    conn = raw.driver_connection
+    raw.detach()
+    assert conn is not None
+    conn.autocommit = False
+
+    def loop() -> None:
+        for _ in range(single_n):
+            row = conn.execute(
+                "SELECT id, payload FROM jobs WHERE status = 'queued' AND kind = 'anchor'"
+                " ORDER BY run_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+                prepare=True,
+            ).fetchone()
+            conn.execute("UPDATE jobs SET status = 'done' WHERE id = %s", (row[0],), prepare=True)
+            conn.commit()
+
+    seconds = timed(loop)
+    conn.close()
+    return rate(single_n, seconds)
+
+
+def sqlite_anchor(store: ms.Store, single_n: int) -> float:
+    import sqlite3
+
+    with contextlib.closing(open_queue(store)) as queue:
+        queue.enqueue_many(NewJob("anchor", payload(i)) for i in range(single_n))
+    conn = sqlite3.connect(store.engine.url.database or "", isolation_level=None, timeout=30)
+    conn.execute("PRAGMA synchronous = NORMAL")
+
+    def loop() -> None:
+        for _ in range(single_n):
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute(
+                "SELECT id, payload FROM jobs WHERE status = 'queued' AND kind = 'anchor'"
+                " ORDER BY run_at LIMIT 1"
+            ).fetchone()
+            conn.execute("UPDATE jobs SET status = 'done' WHERE id = ?", (row[0],))
+            conn.execute("COMMIT")
+
+    seconds = timed(loop)
+    conn.close()
+    return rate(single_n, seconds)
+
+
+# --- the API -----------------------------------------------------------------------------------
+
+
+def measure_queue(queue: JobQueue, n: int, single_n: int) -> dict[str, float]:
+    def enqueue() -> None:
+        for start in range(0, n, 1000):
+            queue.enqueue_many(NewJob(KIND, payload(i)) for i in range(start, min(n, start + 1000)))
+
+    out = {"enqueue": rate(n, timed(enqueue))}
+
+    def reserve_ack() -> None:
+        done = 0
+        while done < n:
+            jobs = queue.reserve([KIND], lease=60, count=BATCH)
+            if not jobs:
+                raise RuntimeError(f"queue ran dry after {done} of {n} jobs")
+            done += queue.ack_many(jobs)
+
+    out["batch"] = rate(n, timed(reserve_ack))
+    queue.enqueue_many(NewJob(KIND, payload(i)) for i in range(single_n))
+
+    def noop(job: Job) -> None:
+        return None
+
+    worker = Worker(queue, {KIND: noop}, lease=60, prefetch=1, poll=0.0)
+    report: list[Any] = []
+    seconds = timed(lambda: report.append(worker.run(max_jobs=single_n, install_signals=False)))
+    if report[0].succeeded != single_n:
+        raise RuntimeError(f"worker ran {report[0].succeeded} of {single_n} jobs")
+    out["worker"] = rate(single_n, seconds)
+    return out
+
+
+def verdict(value: float, anchor: float, target: float) -> str:
+    ratio = value / anchor
+    return f"{ratio:5.2f}x  {'PASS' if ratio >= target else 'MISS'} (target {target}x)"
+
+
+def best(rounds: list[dict[str, float]]) -> dict[str, float]:
+    return {key: max(r[key] for r in rounds) for key in rounds[0]}
+
+
+def run_backend(
+    backend: str, args: argparse.Namespace, tmp: str, redis_url: str, anchors: RedisAnchors
+) -> None:
+    n, single_n = args.n // args.rounds, min(args.single_n, args.n) // args.rounds
+    store = None
+    if backend == "redis":
+        queue = open_queue(redis_url)
+        one_label = "raw XREADGROUP 1 + XACK"
+    else:
+        url = f"sqlite:///{tmp}/bench.db" if backend == "sqlite" else args.pg_url or f"embedded://{tmp}/pg"
+        store = ms.open_store(url)
+        ms.upgrade(store)
+        queue = open_queue(store)
+        one_label = "raw sqlite3 loop" if backend == "sqlite" else "raw psycopg SKIP LOCKED"
+    api_rounds, raw_rounds = [], []
+    try:
+        if store is not None and store.dialect == "postgresql":
+            with store.engine.connect() as conn:
+                settings = [
+                    conn.exec_driver_sql(f"SHOW {name}").scalar() for name in ("fsync", "synchronous_commit")
+                ]
+            print(f"  (server: fsync {settings[0]}, synchronous_commit {settings[1]})")
+        # Anchor and API take turns, best of --rounds each: the machine's load moves in between.
+        for _ in range(args.rounds):
+            raw = anchors.measure(n, single_n, one_by_one=backend == "redis")
+            if backend == "sqlite":
+                raw["one"] = sqlite_anchor(store, single_n)  # type: ignore[arg-type]
+            elif backend == "postgres":
+                raw["one"] = postgres_anchor(store, single_n)  # type: ignore[arg-type]
+            raw_rounds.append(raw)
+            api_rounds.append(measure_queue(queue, n, single_n))
+    finally:
+        queue.close()
+        if store is not None:
+            store.close()
+    got, raw = best(api_rounds), best(raw_rounds)
+    print(f"{backend}:  (best of {args.rounds} rounds of {n} jobs, {single_n} one by one)")
+    print(f"  anchor XADD pipelined          {raw['xadd']:>10,.0f} jobs/s")
+    print(f"  anchor XREADGROUP 100 + XACK   {raw['xreadgroup100']:>10,.0f} jobs/s")
+    print(f"  anchor {one_label:<23} {raw['one']:>10,.0f} jobs/s  (one job at a time)")
+    print(
+        f"  enqueue_many                   {got['enqueue']:>10,.0f} jobs/s  {verdict(got['enqueue'], raw['xadd'], 0.5)}"
+    )
+    print(
+        f"  reserve(100) + ack_many        {got['batch']:>10,.0f} jobs/s  {verdict(got['batch'], raw['xreadgroup100'], 0.5)}"
+    )
+    print(
+        f"  Worker, one job at a time      {got['worker']:>10,.0f} jobs/s  {verdict(got['worker'], raw['one'], 0.7)}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=100_000, help="jobs for enqueue and batch reserve+ack")
+    parser.add_argument("--single-n", type=int, default=20_000, help="jobs for the one-by-one loops")
+    parser.add_argument("--rounds", type=int, default=3, help="anchor and API take turns this many times")
+    parser.add_argument("--backends", default="sqlite,postgres,redis")
+    parser.add_argument("--redis-url", help="Redis to use (default: a redis-server started here)")
+    parser.add_argument("--pg-url", help="PostgreSQL to use (default: embedded, in a temp dir)")
+    args = parser.parse_args()
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    with (
+        tempfile.TemporaryDirectory(prefix="mosaic-bench-jobs-") as tmp,
+        redis_server(args.redis_url) as redis_url,
+    ):
+        import redis
+
+        redis.Redis.from_url(redis_url).flushdb()
+        anchors = RedisAnchors(redis_url)
+        print(f"job queue benchmark: n={args.n}, one-by-one n={min(args.single_n, args.n)}, batch {BATCH}")
+        for backend in backends:
+            run_backend(backend, args, tmp, redis_url, anchors)
+
+
+if __name__ == "__main__":
+    main()
