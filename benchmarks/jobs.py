@@ -282,15 +282,13 @@ def run_backend(
     print(f"  anchor XADD pipelined          {raw['xadd']:>10,.0f} jobs/s")
     print(f"  anchor XREADGROUP 100 + XACK   {raw['xreadgroup100']:>10,.0f} jobs/s")
     print(f"  anchor {one_label:<23} {raw['one']:>10,.0f} jobs/s  (one job at a time)")
-    print(
-        f"  enqueue_many                   {got['enqueue']:>10,.0f} jobs/s  {verdict(got['enqueue'], raw['xadd'], 0.5)}"
-    )
-    print(
-        f"  reserve(100) + ack_many        {got['batch']:>10,.0f} jobs/s  {verdict(got['batch'], raw['xreadgroup100'], 0.5)}"
-    )
-    print(
-        f"  Worker, one job at a time      {got['worker']:>10,.0f} jobs/s  {verdict(got['worker'], raw['one'], 0.7)}"
-    )
+    rows = [
+        ("enqueue_many", got["enqueue"], raw["xadd"], 0.5),
+        ("reserve(100) + ack_many", got["batch"], raw["xreadgroup100"], 0.5),
+        ("Worker, one job at a time", got["worker"], raw["one"], 0.7),
+    ]
+    for label, value, anchor, target in rows:
+        print(f"  {label:<30} {value:>10,.0f} jobs/s  {verdict(value, anchor, target)}")
 
 
 def main() -> None:
