@@ -75,6 +75,7 @@ class HandlerRegistry:
 
 
 handlers = HandlerRegistry()
+_default_registry = handlers  # Worker's parameter of the same name hides it there
 """The process-wide registry `mosaic worker` runs: modules register into it on import."""
 
 
@@ -153,9 +154,12 @@ class Worker:
         prefetch: int = 1,
         concurrency: int = 1,
     ) -> None:
-        registry = handlers if isinstance(handlers, HandlerRegistry) else HandlerRegistry(handlers)
         if handlers is None:
-            registry = globals()["handlers"]
+            registry = _default_registry
+        elif isinstance(handlers, HandlerRegistry):
+            registry = handlers
+        else:
+            registry = HandlerRegistry(handlers)
         wanted = list(kinds) if kinds is not None else registry.kinds()
         missing = [k for k in wanted if k not in registry]
         if missing:
