@@ -1,6 +1,6 @@
 """Job queue benchmark: enqueue and reserve+ack rates per backend, against raw anchors in the same run.
 
-Run:  PYTHONPATH=src python benchmarks/jobs.py [--n 100000] [--single-n 20000] [--rounds 3]
+Run:  PYTHONPATH=src python benchmarks/jobs.py [--n 100000] [--single-n 20000] [--rounds 5]
       [--backends sqlite,postgres,redis] [--redis-url redis://...] [--pg-url postgresql://...]
 
 Backends: SQLite (a file in a temp dir), embedded PostgreSQL 18 (``embedded://`` in a temp dir,
@@ -18,6 +18,8 @@ Anchors, same run, same servers:
   * PostgreSQL: a raw psycopg loop, one job per transaction (SELECT .. FOR UPDATE SKIP LOCKED
                 LIMIT 1; UPDATE; COMMIT) on the same jobs table;
   * SQLite:     a raw sqlite3 loop, one job per transaction (BEGIN IMMEDIATE; SELECT; UPDATE; COMMIT).
+Each API figure is measured right after its anchor, --rounds times; printed are medians, and the
+verdict is on the median of the per-round ratios (this machine's load moves a lot between rounds).
 Targets: enqueue and batch reserve+ack >= 0.5x the raw Redis figures (XADD pipelined; XREADGROUP
 100 + XACK); the one-by-one worker >= 0.7x the one-job-at-a-time anchor of its backend.
 """
@@ -29,6 +31,7 @@ import contextlib
 import json
 import shutil
 import socket
+import statistics
 import subprocess
 import tempfile
 import time
@@ -108,11 +111,13 @@ class RedisAnchors:
 
         self.client = redis.Redis.from_url(url)
         self.round = 0
+        self.stream = ""
 
-    def measure(self, n: int, single_n: int, *, one_by_one: bool) -> dict[str, float]:
+    def xadd(self, n: int) -> float:
+        """XADD n entries, pipelined 1000 at a time; leaves them for `read_batch`."""
         self.round += 1
         client = self.client
-        stream, group = f"anchor:{self.round}", "g"
+        self.stream = stream = f"anchor:{self.round}"
         body = [json.dumps(payload(i), separators=(",", ":")) for i in range(n)]
 
         def xadd() -> None:
@@ -123,34 +128,43 @@ class RedisAnchors:
                     pipe.execute()
             pipe.execute()
 
-        out = {"xadd": rate(n, timed(xadd))}
-        client.xgroup_create(stream, group, id="0")
+        seconds = timed(xadd)
+        client.xgroup_create(stream, "g", id="0")
+        return rate(n, seconds)
 
-        def read_batch() -> None:
+    def read_batch(self, n: int) -> float:
+        """XREADGROUP COUNT 100 + XACK over what `xadd` added."""
+        client, stream = self.client, self.stream
+
+        def read() -> None:
             done = 0
             while done < n:
-                answer = client.xreadgroup(group, "c", {stream: ">"}, count=BATCH)
+                answer = client.xreadgroup("g", "c", {stream: ">"}, count=BATCH)
                 ids = [entry_id for _, entries in answer for entry_id, _ in entries]
-                client.xack(stream, group, *ids)
+                client.xack(stream, "g", *ids)
                 done += len(ids)
 
-        out["xreadgroup100"] = rate(n, timed(read_batch))
+        seconds = timed(read)
         client.delete(stream)
-        if one_by_one:
-            pipe = client.pipeline(transaction=False)
-            for text in body[:single_n]:
-                pipe.xadd(stream, {"i": "0", "p": text})
-            pipe.execute()
-            client.xgroup_create(stream, group, id="0")
+        return rate(n, seconds)
 
-            def one() -> None:
-                for _ in range(single_n):
-                    [(_, [(entry_id, _)])] = client.xreadgroup(group, "c", {stream: ">"}, count=1)
-                    client.xack(stream, group, entry_id)
+    def one_by_one(self, n: int) -> float:
+        """XREADGROUP COUNT 1, then XACK: one job at a time."""
+        client, stream = self.client, f"anchor:one:{self.round}"
+        pipe = client.pipeline(transaction=False)
+        for i in range(n):
+            pipe.xadd(stream, {"i": str(i), "p": json.dumps(payload(i), separators=(",", ":"))})
+        pipe.execute()
+        client.xgroup_create(stream, "g", id="0")
 
-            out["one"] = rate(single_n, timed(one))
-            client.delete(stream)
-        return out
+        def one() -> None:
+            for _ in range(n):
+                [(_, [(entry_id, _)])] = client.xreadgroup("g", "c", {stream: ">"}, count=1)
+                client.xack(stream, "g", entry_id)
+
+        seconds = timed(one)
+        client.delete(stream)
+        return rate(n, seconds)
 
 
 def postgres_anchor(store: ms.Store, single_n: int) -> float:
@@ -203,13 +217,15 @@ def sqlite_anchor(store: ms.Store, single_n: int) -> float:
 # --- the API -----------------------------------------------------------------------------------
 
 
-def measure_queue(queue: JobQueue, n: int, single_n: int) -> dict[str, float]:
+def api_enqueue(queue: JobQueue, n: int) -> float:
     def enqueue() -> None:
         for start in range(0, n, 1000):
             queue.enqueue_many(NewJob(KIND, payload(i)) for i in range(start, min(n, start + 1000)))
 
-    out = {"enqueue": rate(n, timed(enqueue))}
+    return rate(n, timed(enqueue))
 
+
+def api_batch(queue: JobQueue, n: int) -> float:
     def reserve_ack() -> None:
         done = 0
         while done < n:
@@ -218,28 +234,25 @@ def measure_queue(queue: JobQueue, n: int, single_n: int) -> dict[str, float]:
                 raise RuntimeError(f"queue ran dry after {done} of {n} jobs")
             done += queue.ack_many(jobs)
 
-    out["batch"] = rate(n, timed(reserve_ack))
-    queue.enqueue_many(NewJob(KIND, payload(i)) for i in range(single_n))
+    return rate(n, timed(reserve_ack))
+
+
+def api_worker(queue: JobQueue, n: int) -> float:
+    queue.enqueue_many(NewJob(KIND, payload(i)) for i in range(n))
 
     def noop(job: Job) -> None:
         return None
 
     worker = Worker(queue, {KIND: noop}, lease=60, prefetch=1, poll=0.0)
     report: list[Any] = []
-    seconds = timed(lambda: report.append(worker.run(max_jobs=single_n, install_signals=False)))
-    if report[0].succeeded != single_n:
-        raise RuntimeError(f"worker ran {report[0].succeeded} of {single_n} jobs")
-    out["worker"] = rate(single_n, seconds)
-    return out
+    seconds = timed(lambda: report.append(worker.run(max_jobs=n, install_signals=False)))
+    if report[0].succeeded != n:
+        raise RuntimeError(f"worker ran {report[0].succeeded} of {n} jobs")
+    return rate(n, seconds)
 
 
-def verdict(value: float, anchor: float, target: float) -> str:
-    ratio = value / anchor
-    return f"{ratio:5.2f}x  {'PASS' if ratio >= target else 'MISS'} (target {target}x)"
-
-
-def best(rounds: list[dict[str, float]]) -> dict[str, float]:
-    return {key: max(r[key] for r in rounds) for key in rounds[0]}
+def median(values: list[float]) -> float:
+    return statistics.median(values)
 
 
 def run_backend(
@@ -256,39 +269,45 @@ def run_backend(
         ms.upgrade(store)
         queue = open_queue(store)
         one_label = "raw sqlite3 loop" if backend == "sqlite" else "raw psycopg SKIP LOCKED"
-    api_rounds, raw_rounds = [], []
+    print(f"{backend}:  ({args.rounds} rounds of {n} jobs and {single_n} one by one; medians)")
+    # Each API figure is measured right after its anchor, and judged by the median of the
+    # per-round ratios: this machine's load moves a lot between rounds.
+    results: dict[str, list[tuple[float, float]]] = {"enqueue": [], "batch": [], "one": []}
     try:
         if store is not None and store.dialect == "postgresql":
             with store.engine.connect() as conn:
-                settings = [
-                    conn.exec_driver_sql(f"SHOW {name}").scalar() for name in ("fsync", "synchronous_commit")
-                ]
-            print(f"  (server: fsync {settings[0]}, synchronous_commit {settings[1]})")
-        # Anchor and API take turns, best of --rounds each: the machine's load moves in between.
+                fsync, sync = (
+                    conn.exec_driver_sql(f"SHOW {k}").scalar() for k in ("fsync", "synchronous_commit")
+                )
+            print(f"  (server: fsync {fsync}, synchronous_commit {sync})")
         for _ in range(args.rounds):
-            raw = anchors.measure(n, single_n, one_by_one=backend == "redis")
-            if backend == "sqlite":
-                raw["one"] = sqlite_anchor(store, single_n)  # type: ignore[arg-type]
-            elif backend == "postgres":
-                raw["one"] = postgres_anchor(store, single_n)  # type: ignore[arg-type]
-            raw_rounds.append(raw)
-            api_rounds.append(measure_queue(queue, n, single_n))
+            results["enqueue"].append((anchors.xadd(n), api_enqueue(queue, n)))
+            results["batch"].append((anchors.read_batch(n), api_batch(queue, n)))
+            if backend == "redis":
+                one = anchors.one_by_one(single_n)
+            elif backend == "sqlite":
+                one = sqlite_anchor(store, single_n)  # type: ignore[arg-type]
+            else:
+                one = postgres_anchor(store, single_n)  # type: ignore[arg-type]
+            results["one"].append((one, api_worker(queue, single_n)))
     finally:
         queue.close()
         if store is not None:
             store.close()
-    got, raw = best(api_rounds), best(raw_rounds)
-    print(f"{backend}:  (best of {args.rounds} rounds of {n} jobs, {single_n} one by one)")
-    print(f"  anchor XADD pipelined          {raw['xadd']:>10,.0f} jobs/s")
-    print(f"  anchor XREADGROUP 100 + XACK   {raw['xreadgroup100']:>10,.0f} jobs/s")
-    print(f"  anchor {one_label:<23} {raw['one']:>10,.0f} jobs/s  (one job at a time)")
     rows = [
-        ("enqueue_many", got["enqueue"], raw["xadd"], 0.5),
-        ("reserve(100) + ack_many", got["batch"], raw["xreadgroup100"], 0.5),
-        ("Worker, one job at a time", got["worker"], raw["one"], 0.7),
+        ("enqueue", "enqueue_many", "XADD pipelined", 0.5),
+        ("batch", "reserve(100) + ack_many", "XREADGROUP 100 + XACK", 0.5),
+        ("one", "Worker, one job at a time", one_label, 0.7),
     ]
-    for label, value, anchor, target in rows:
-        print(f"  {label:<30} {value:>10,.0f} jobs/s  {verdict(value, anchor, target)}")
+    for key, label, anchor_label, target in rows:
+        pairs = results[key]
+        ratio = median([api / raw for raw, api in pairs])
+        verdict = "PASS" if ratio >= target else "MISS"
+        print(f"  anchor {anchor_label:<23} {median([raw for raw, _ in pairs]):>10,.0f} jobs/s")
+        print(
+            f"  {label:<30} {median([api for _, api in pairs]):>10,.0f} jobs/s"
+            f"  {ratio:5.2f}x  {verdict} (target {target}x)"
+        )
 
 
 def main() -> None:
@@ -297,7 +316,7 @@ def main() -> None:
     )
     parser.add_argument("--n", type=int, default=100_000, help="jobs for enqueue and batch reserve+ack")
     parser.add_argument("--single-n", type=int, default=20_000, help="jobs for the one-by-one loops")
-    parser.add_argument("--rounds", type=int, default=3, help="anchor and API take turns this many times")
+    parser.add_argument("--rounds", type=int, default=5, help="anchor and API take turns this many times")
     parser.add_argument("--backends", default="sqlite,postgres,redis")
     parser.add_argument("--redis-url", help="Redis to use (default: a redis-server started here)")
     parser.add_argument("--pg-url", help="PostgreSQL to use (default: embedded, in a temp dir)")
