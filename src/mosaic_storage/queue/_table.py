@@ -185,7 +185,3 @@ def to_info(row: Sequence[Any], run_at: Any) -> JobInfo:
         last_error=row[7],
         dedupe_key=row[8],
     )
-
-
-def lease_error(job: Job) -> str:
-    return f"lease expired on attempt {job.attempt}"

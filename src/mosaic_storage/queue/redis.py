@@ -16,6 +16,7 @@ Every change that touches more than one key is a Lua script, so it is atomic.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import socket
@@ -238,9 +239,7 @@ def _entry_ms(entry_id: str) -> int:
     return int(entry_id.partition("-")[0])
 
 
-def _ms_time(ms: float) -> Any:
-    import datetime as dt
-
+def _ms_time(ms: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000.0, dt.UTC)
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from .._ids import new_id
-from ._table import INFO_COLUMNS, TableQueue, clean_error, fence, to_info, to_job
+from ._table import INFO_COLUMNS, TableQueue, fence, to_info, to_job
 from .protocol import (
     DEFAULT_LEASE,
     Job,
@@ -308,6 +308,3 @@ def _filters(status: JobStatus | None, kind: str | None) -> tuple[str, list[Any]
         clauses.append("kind = ?")
         params.append(kind)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
-
-
-__all__ = ["SQLiteQueue", "clean_error"]
