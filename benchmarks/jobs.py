@@ -14,7 +14,8 @@ Per backend, through the public API:
                         one reserve, one ack: the way a worker runs slow handlers).
 Anchors, same run, same servers:
   * Redis:      XADD pipelined (1000 a pipeline); XREADGROUP COUNT 100 + XACK; one job per
-                round trip (XREADGROUP COUNT 1, then XACK);
+                round trip (XREADGROUP COUNT 1, then XACK). The batch loops json-encode and decode
+                the payload, as any raw code must;
   * PostgreSQL: a raw psycopg loop, one job per transaction (SELECT .. FOR UPDATE SKIP LOCKED
                 LIMIT 1; UPDATE; COMMIT) on the same jobs table;
   * SQLite:     a raw sqlite3 loop, one job per transaction (BEGIN IMMEDIATE; SELECT; UPDATE; COMMIT).
@@ -118,12 +119,13 @@ class RedisAnchors:
         self.round += 1
         client = self.client
         self.stream = stream = f"anchor:{self.round}"
-        body = [json.dumps(payload(i), separators=(",", ":")) for i in range(n)]
+        body = [payload(i) for i in range(n)]
 
         def xadd() -> None:
+            # Serialising the payload is part of the loop: raw code has to do it too.
             pipe = client.pipeline(transaction=False)
-            for i, text in enumerate(body):
-                pipe.xadd(stream, {"i": str(i), "p": text})
+            for i, data in enumerate(body):
+                pipe.xadd(stream, {"i": str(i), "p": json.dumps(data, separators=(",", ":"))})
                 if len(pipe) >= 1000:
                     pipe.execute()
             pipe.execute()
@@ -140,7 +142,13 @@ class RedisAnchors:
             done = 0
             while done < n:
                 answer = client.xreadgroup("g", "c", {stream: ">"}, count=BATCH)
-                ids = [entry_id for _, entries in answer for entry_id, _ in entries]
+                # Decoding the payload is part of the loop: raw code has to do it too.
+                ids = [
+                    entry_id
+                    for _, entries in answer
+                    for entry_id, fields in entries
+                    if json.loads(fields[b"p"])
+                ]
                 client.xack(stream, "g", *ids)
                 done += len(ids)
 
