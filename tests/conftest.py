@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, settings
 
 import mosaic_storage as ms
 
-pytest_plugins = ["tests._services"]
+pytest_plugins = ["tests._services", "tests.storage._queues"]
 
 settings.register_profile("dev", max_examples=60, deadline=None)
 settings.register_profile("ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

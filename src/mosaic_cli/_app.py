@@ -18,6 +18,7 @@ from . import (
 from ._agent import agent_app
 from ._brain import mission_app, project_app, task_app
 from ._doctor import doctor
+from ._jobs import jobs_app, worker
 from ._logs import logs_app, summarize
 from ._mcp import mcp_app
 from ._memory import memory_app, pref_app
@@ -45,6 +46,8 @@ app.add_typer(mcp_app, name="mcp")
 app.add_typer(agent_app, name="agent")
 app.add_typer(logs_app, name="logs")
 app.command()(summarize)
+app.add_typer(jobs_app, name="jobs")
+app.command()(worker)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,260 @@
+"""The job queue in a PostgreSQL store's ``jobs`` table; ``FOR UPDATE SKIP LOCKED`` lets workers race."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .._ids import new_id
+from ._table import INFO_COLUMNS, TableQueue, fence, to_info, to_job
+from .protocol import (
+    DEFAULT_LEASE,
+    Job,
+    JobInfo,
+    JobStatus,
+    NewJob,
+    QueueStats,
+    check_kinds,
+    check_lease,
+    check_purge,
+)
+
+POLL_S = 0.05
+CHUNK = 5000
+
+_EXPIRED = """
+UPDATE jobs SET
+  status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,
+  dedupe_key = CASE WHEN attempts >= max_attempts THEN NULL ELSE dedupe_key END,
+  last_error = 'lease expired on attempt ' || attempts,
+  lease_until = NULL, run_at = now(), updated_at = now()
+WHERE id IN (
+  SELECT id FROM jobs WHERE status = 'running' AND lease_until < now() FOR UPDATE SKIP LOCKED
+)
+"""
+
+_RESERVE = """
+UPDATE jobs SET status = 'running', attempts = attempts + 1,
+  lease_until = now() + %s * interval '1 second', updated_at = now()
+WHERE id IN (
+  SELECT id FROM jobs WHERE status = 'queued' AND run_at <= now() AND kind = ANY(%s)
+  ORDER BY run_at LIMIT %s FOR UPDATE SKIP LOCKED
+)
+RETURNING id, kind, payload, attempts, max_attempts, dedupe_key
+"""
+
+_INSERT = """
+INSERT INTO jobs (
+  id, kind, payload, status, attempts, max_attempts, dedupe_key, run_at, created_at, updated_at
+)
+SELECT i, k, p::jsonb, 'queued', 0, m, d, now() + s * interval '1 second', now(), now()
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::text[], %s::float8[]) AS t(i, k, p, m, d, s)
+ON CONFLICT (dedupe_key) DO NOTHING
+RETURNING id
+"""
+
+_ACK = """
+UPDATE jobs SET status = 'done', lease_until = NULL, dedupe_key = NULL, updated_at = now()
+FROM unnest(%s::text[], %s::int[]) AS v(i, a)
+WHERE jobs.id = v.i AND jobs.attempts = v.a AND jobs.status = 'running'
+"""
+
+# Data-modifying CTEs run to completion whether or not the query reads them; the acked count
+# comes back as a marker row so it is there even when nothing is reserved.
+_ACK_AND_RESERVE = f"""
+WITH acked AS ({_ACK.strip()} RETURNING jobs.id),
+reserved AS ({_RESERVE.strip()})
+SELECT 'ack', NULL, NULL::jsonb, count(*)::int, NULL::int, NULL FROM acked
+UNION ALL
+SELECT id, kind, payload, attempts, max_attempts, dedupe_key FROM reserved
+"""
+
+
+class PostgresQueue(TableQueue):
+    """Jobs in the ``jobs`` table of a PostgreSQL store; times are the server's clock."""
+
+    backend = "postgres"
+
+    def _setup(self, conn: Any) -> None:
+        conn.autocommit = True
+
+    def _run(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+        return self._conn().execute(sql, params, prepare=True)
+
+    def _insert(self, jobs: list[tuple[NewJob, str]]) -> list[str]:
+        ids = [new_id() for _ in jobs]
+        for start in range(0, len(jobs), CHUNK):
+            part = jobs[start : start + CHUNK]
+            part_ids = ids[start : start + CHUNK]
+            inserted = {
+                row[0]
+                for row in self._run(
+                    _INSERT,
+                    (
+                        part_ids,
+                        [job.kind for job, _ in part],
+                        [payload for _, payload in part],
+                        [job.max_attempts for job, _ in part],
+                        [job.dedupe_key for job, _ in part],
+                        [job.delay or 0.0 for job, _ in part],
+                    ),
+                )
+            }
+            if len(inserted) == len(part):
+                continue
+            for offset, (job, payload) in enumerate(part):
+                if part_ids[offset] not in inserted:
+                    ids[start + offset] = self._existing_or_insert(job, payload, part_ids[offset])
+        return ids
+
+    def _existing_or_insert(self, job: NewJob, payload: str, job_id: str) -> str:
+        # The holder of the key may finish between our insert and this look-up (the key is
+        # then free): try again, a few times.
+        for _ in range(5):
+            row = self._run("SELECT id FROM jobs WHERE dedupe_key = %s", (job.dedupe_key,)).fetchone()
+            if row is not None:
+                return str(row[0])
+            again = self._run(
+                _INSERT,
+                ([job_id], [job.kind], [payload], [job.max_attempts], [job.dedupe_key], [job.delay or 0.0]),
+            ).fetchone()
+            if again is not None:
+                return job_id
+        raise RuntimeError(f"could not enqueue job with dedupe key {job.dedupe_key!r}: it kept changing")
+
+    def reserve(
+        self, kinds: Sequence[str], *, lease: float = DEFAULT_LEASE, count: int = 1, wait: float = 0.0
+    ) -> list[Job]:
+        return self.ack_and_reserve((), kinds, lease=lease, count=count, wait=wait)[1]
+
+    def ack_and_reserve(
+        self,
+        done: Sequence[Job],
+        kinds: Sequence[str],
+        *,
+        lease: float = DEFAULT_LEASE,
+        count: int = 1,
+        wait: float = 0.0,
+    ) -> tuple[int, list[Job]]:
+        kinds = check_kinds(kinds)
+        check_lease(lease, count, wait)
+        ids, fences = [job.id for job in done], [fence(job) for job in done]
+        deadline = time.monotonic() + wait
+        acked = 0
+        while True:
+            if self._reclaim_due():
+                self._run(_EXPIRED)
+            if ids:
+                # One statement, so one commit: the ack of the last job and the next reservation.
+                rows = self._run(_ACK_AND_RESERVE, (ids, fences, float(lease), kinds, count)).fetchall()
+                acked += sum(row[3] for row in rows if row[0] == "ack")
+                rows = [row for row in rows if row[0] != "ack"]
+                ids, fences = [], []
+            else:
+                rows = self._run(_RESERVE, (float(lease), kinds, count)).fetchall()
+            if rows or time.monotonic() >= deadline:
+                return acked, [to_job(row) for row in rows]
+            time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+
+    def ack(self, job: Job) -> bool:
+        cur = self._run(
+            "UPDATE jobs SET status = 'done', lease_until = NULL, dedupe_key = NULL, updated_at = now()"
+            " WHERE id = %s AND status = 'running' AND attempts = %s",
+            (job.id, fence(job)),
+        )
+        return bool(cur.rowcount)
+
+    def ack_many(self, jobs: Sequence[Job]) -> int:
+        if not jobs:
+            return 0
+        cur = self._run(_ACK, ([job.id for job in jobs], [fence(job) for job in jobs]))
+        return int(cur.rowcount)
+
+    def _fail(self, job: Job, error: str, status: JobStatus, delay: float) -> bool:
+        cur = self._run(
+            "UPDATE jobs SET status = %s, run_at = now() + %s * interval '1 second', last_error = %s,"
+            " lease_until = NULL, updated_at = now(),"
+            " dedupe_key = CASE WHEN %s THEN NULL ELSE dedupe_key END"
+            " WHERE id = %s AND status = 'running' AND attempts = %s",
+            (status.value, delay, error, status is JobStatus.DEAD, job.id, fence(job)),
+        )
+        return bool(cur.rowcount)
+
+    def release(self, job: Job) -> bool:
+        cur = self._run(
+            "UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_until = NULL,"
+            " run_at = now(), updated_at = now() WHERE id = %s AND status = 'running' AND attempts = %s",
+            (job.id, fence(job)),
+        )
+        return bool(cur.rowcount)
+
+    def extend(self, job: Job, lease: float) -> bool:
+        check_lease(lease, 1, 0.0)
+        cur = self._run(
+            "UPDATE jobs SET lease_until = now() + %s * interval '1 second', updated_at = now()"
+            " WHERE id = %s AND status = 'running' AND attempts = %s AND lease_until >= now()",
+            (float(lease), job.id, fence(job)),
+        )
+        return bool(cur.rowcount)
+
+    def stats(self) -> QueueStats:
+        counts = dict.fromkeys(JobStatus, 0)
+        delayed = 0
+        rows = self._run(
+            "SELECT status, status = 'queued' AND run_at > now(), count(*) FROM jobs GROUP BY 1, 2"
+        )
+        for status, later, n in rows:
+            if status in counts:
+                if later:
+                    delayed += n
+                else:
+                    counts[status] += n
+        return QueueStats(
+            queued=counts[JobStatus.QUEUED],
+            delayed=delayed,
+            running=counts[JobStatus.RUNNING],
+            dead=counts[JobStatus.DEAD],
+            done=counts[JobStatus.DONE],
+        )
+
+    def list_jobs(
+        self, *, status: JobStatus | None = None, kind: str | None = None, limit: int = 100
+    ) -> list[JobInfo]:
+        where, params = _filters(status, kind)
+        rows = self._run(
+            f"SELECT {INFO_COLUMNS} FROM jobs{where} ORDER BY created_at, id LIMIT %s", (*params, limit)
+        )
+        return [to_info(row, row[6]) for row in rows]
+
+    def retry(self, ids: Sequence[str] | None = None, *, kind: str | None = None) -> int:
+        where, params = _filters(JobStatus.DEAD, kind)
+        if ids is not None:
+            where += " AND id = ANY(%s)"
+            params.append(list(ids))
+        cur = self._run(
+            "UPDATE jobs SET status = 'queued', attempts = 0, lease_until = NULL, run_at = now(),"
+            f" updated_at = now(){where}",
+            params,
+        )
+        return int(cur.rowcount)
+
+    def purge(self, status: JobStatus, *, kind: str | None = None, older_than: float | None = None) -> int:
+        status = check_purge(status, older_than)
+        where, params = _filters(status, kind)
+        if older_than is not None:
+            where += " AND updated_at < now() - %s * interval '1 second'"
+            params.append(float(older_than))
+        return int(self._run(f"DELETE FROM jobs{where}", params).rowcount)
+
+
+def _filters(status: JobStatus | None, kind: str | None) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if status is not None:
+        clauses.append("status = %s")
+        params.append(JobStatus(status).value)
+    if kind is not None:
+        clauses.append("kind = %s")
+        params.append(kind)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params

@@ -1,0 +1,310 @@
+"""The job queue in a SQLite store's ``jobs`` table, safe for several processes (``BEGIN IMMEDIATE``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from .._ids import new_id
+from ._table import INFO_COLUMNS, TableQueue, fence, to_info, to_job
+from .protocol import (
+    DEFAULT_LEASE,
+    Job,
+    JobInfo,
+    JobStatus,
+    NewJob,
+    QueueStats,
+    check_kinds,
+    check_lease,
+    check_purge,
+)
+
+T = TypeVar("T")
+POLL_S = 0.05
+
+_EXPIRED = """
+UPDATE jobs SET
+  status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,
+  dedupe_key = CASE WHEN attempts >= max_attempts THEN NULL ELSE dedupe_key END,
+  last_error = 'lease expired on attempt ' || attempts,
+  lease_until = NULL, run_at = :now, updated_at = :now
+WHERE status = 'running' AND lease_until < :now
+"""
+
+# A job without a dedupe key leaves that column (and its unique index) alone.
+_ACK = (
+    "UPDATE jobs SET status = 'done', lease_until = NULL, updated_at = ?"
+    " WHERE id = ? AND status = 'running' AND attempts = ?"
+)
+_ACK_DEDUPED = (
+    "UPDATE jobs SET status = 'done', lease_until = NULL, dedupe_key = NULL, updated_at = ?"
+    " WHERE id = ? AND status = 'running' AND attempts = ?"
+)
+
+
+def _acks(cur: Any, now_ts: str, jobs: Sequence[Job]) -> int:
+    n = 0
+    for sql, deduped in ((_ACK, False), (_ACK_DEDUPED, True)):
+        rows = [(now_ts, job.id, fence(job)) for job in jobs if (job.dedupe_key is not None) is deduped]
+        if len(rows) == 1:
+            n += cur.execute(sql, rows[0]).rowcount
+        elif rows:
+            cur.executemany(sql, rows)
+            n += cur.rowcount
+    return n
+
+
+def _ts(when: dt.datetime) -> str:
+    # The text SQLAlchemy's DateTime writes on SQLite ('YYYY-MM-DD HH:MM:SS.ffffff'): sorts as text.
+    return when.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _parse(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+
+
+class SQLiteQueue(TableQueue):
+    """Jobs in the ``jobs`` table of a SQLite store (the ``local`` tier's queue)."""
+
+    backend = "sqlite"
+
+    def _setup(self, conn: Any) -> None:
+        # Autocommit: every transaction below is an explicit BEGIN IMMEDIATE, which takes the
+        # write lock before reading, so two processes never reserve the same row.
+        conn.isolation_level = None
+
+    def _write(self, work: Callable[[Any], T]) -> T:
+        conn = self._conn()
+        cur = conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(cur)
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        cur.execute("COMMIT")
+        return result
+
+    def _insert(self, jobs: list[tuple[NewJob, str]]) -> list[str]:
+        now = _now()
+        now_ts = _ts(now)
+
+        def work(cur: Any) -> list[str]:
+            ids: list[str] = []
+            plain: list[tuple[Any, ...]] = []
+            for job, payload in jobs:
+                job_id = new_id()
+                run_at = _ts(now + dt.timedelta(seconds=job.delay)) if job.delay else now_ts
+                row = (job_id, job.kind, payload, job.max_attempts, job.dedupe_key, run_at, now_ts)
+                if job.dedupe_key is None:
+                    plain.append(row)
+                    ids.append(job_id)
+                    continue
+                cur.execute(
+                    "INSERT INTO jobs (id, kind, payload, status, attempts, max_attempts, dedupe_key,"
+                    " run_at, created_at, updated_at) VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?7)"
+                    " ON CONFLICT (dedupe_key) DO NOTHING",
+                    row,
+                )
+                if cur.rowcount == 0:
+                    found = cur.execute("SELECT id FROM jobs WHERE dedupe_key = ?", (job.dedupe_key,))
+                    job_id = found.fetchone()[0]
+                ids.append(job_id)
+            if plain:
+                cur.executemany(
+                    "INSERT INTO jobs (id, kind, payload, status, attempts, max_attempts, dedupe_key,"
+                    " run_at, created_at, updated_at) VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?7)",
+                    plain,
+                )
+            return ids
+
+        return self._write(work)
+
+    def reserve(
+        self, kinds: Sequence[str], *, lease: float = DEFAULT_LEASE, count: int = 1, wait: float = 0.0
+    ) -> list[Job]:
+        return self.ack_and_reserve((), kinds, lease=lease, count=count, wait=wait)[1]
+
+    def ack_and_reserve(
+        self,
+        done: Sequence[Job],
+        kinds: Sequence[str],
+        *,
+        lease: float = DEFAULT_LEASE,
+        count: int = 1,
+        wait: float = 0.0,
+    ) -> tuple[int, list[Job]]:
+        kinds = check_kinds(kinds)
+        check_lease(lease, count, wait)
+        acks = list(done)
+        marks = ", ".join("?" for _ in kinds)
+        # SELECT then UPDATE by id: measured 3x faster on SQLite than one UPDATE .. WHERE id IN
+        # (SELECT ..) RETURNING, and as safe inside BEGIN IMMEDIATE (no other writer in between).
+        pick = (
+            "SELECT id, kind, payload, attempts + 1, max_attempts, dedupe_key FROM jobs"
+            f" WHERE status = 'queued' AND run_at <= ? AND kind IN ({marks}) ORDER BY run_at LIMIT ?"
+        )
+        deadline = time.monotonic() + wait
+        acked = 0
+        while True:
+            now = _now()
+            now_ts = _ts(now)
+            reclaim = self._reclaim_due()
+
+            def work(
+                cur: Any,
+                now_ts: str = now_ts,
+                reclaim: bool = reclaim,
+                now: dt.datetime = now,
+                acks: list[Job] = acks,
+            ) -> tuple[int, list[Any]]:
+                n = _acks(cur, now_ts, acks) if acks else 0
+                if reclaim:
+                    cur.execute(_EXPIRED, {"now": now_ts})
+                lease_ts = _ts(now + dt.timedelta(seconds=lease))
+                rows = cur.execute(pick, (now_ts, *kinds, count)).fetchall()
+                if rows:
+                    cur.execute(
+                        "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = ?,"
+                        f" updated_at = ? WHERE id IN ({', '.join('?' for _ in rows)})",
+                        (lease_ts, now_ts, *(row[0] for row in rows)),
+                    )
+                return n, rows
+
+            n, rows = self._write(work)
+            acked += n
+            acks = []
+            if rows or time.monotonic() >= deadline:
+                return acked, [to_job(row) for row in rows]
+            time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+
+    def ack(self, job: Job) -> bool:
+        return self.ack_many([job]) == 1
+
+    def ack_many(self, jobs: Sequence[Job]) -> int:
+        if not jobs:
+            return 0
+        now_ts = _ts(_now())
+        if len(jobs) == 1:
+            return _acks(self._conn().cursor(), now_ts, jobs)
+        return self._write(lambda cur: _acks(cur, now_ts, jobs))
+
+    def _fail(self, job: Job, error: str, status: JobStatus, delay: float) -> bool:
+        now = _now()
+        dead = status is JobStatus.DEAD
+        cur = self._conn().execute(
+            "UPDATE jobs SET status = ?, run_at = ?, last_error = ?, lease_until = NULL, updated_at = ?,"
+            " dedupe_key = CASE WHEN ? THEN NULL ELSE dedupe_key END"
+            " WHERE id = ? AND status = 'running' AND attempts = ?",
+            (
+                status.value,
+                _ts(now + dt.timedelta(seconds=delay)),
+                error,
+                _ts(now),
+                dead,
+                job.id,
+                fence(job),
+            ),
+        )
+        return bool(cur.rowcount)
+
+    def release(self, job: Job) -> bool:
+        now_ts = _ts(_now())
+        cur = self._conn().execute(
+            "UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_until = NULL,"
+            " run_at = ?, updated_at = ? WHERE id = ? AND status = 'running' AND attempts = ?",
+            (now_ts, now_ts, job.id, fence(job)),
+        )
+        return bool(cur.rowcount)
+
+    def extend(self, job: Job, lease: float) -> bool:
+        check_lease(lease, 1, 0.0)
+        now = _now()
+        cur = self._conn().execute(
+            "UPDATE jobs SET lease_until = ?, updated_at = ?"
+            " WHERE id = ? AND status = 'running' AND attempts = ? AND lease_until >= ?",
+            (_ts(now + dt.timedelta(seconds=lease)), _ts(now), job.id, fence(job), _ts(now)),
+        )
+        return bool(cur.rowcount)
+
+    def stats(self) -> QueueStats:
+        now_ts = _ts(_now())
+        counts = dict.fromkeys(JobStatus, 0)
+        delayed = 0
+        rows = self._conn().execute(
+            "SELECT status, status = 'queued' AND run_at > ?, count(*) FROM jobs GROUP BY 1, 2", (now_ts,)
+        )
+        for status, later, n in rows:
+            if status in counts:
+                if later:
+                    delayed += n
+                else:
+                    counts[status] += n
+        return QueueStats(
+            queued=counts[JobStatus.QUEUED],
+            delayed=delayed,
+            running=counts[JobStatus.RUNNING],
+            dead=counts[JobStatus.DEAD],
+            done=counts[JobStatus.DONE],
+        )
+
+    def list_jobs(
+        self, *, status: JobStatus | None = None, kind: str | None = None, limit: int = 100
+    ) -> list[JobInfo]:
+        where, params = _filters(status, kind)
+        rows = self._conn().execute(
+            f"SELECT {INFO_COLUMNS} FROM jobs{where} ORDER BY created_at, id LIMIT ?", (*params, limit)
+        )
+        return [to_info(row, _parse(row[6])) for row in rows]
+
+    def retry(self, ids: Sequence[str] | None = None, *, kind: str | None = None) -> int:
+        where, params = _filters(JobStatus.DEAD, kind)
+        if ids is not None:
+            if not ids:
+                return 0
+            where += f" AND id IN ({', '.join('?' for _ in ids)})"
+            params.extend(ids)
+        now_ts = _ts(_now())
+
+        def work(cur: Any) -> int:
+            cur.execute(
+                "UPDATE jobs SET status = 'queued', attempts = 0, lease_until = NULL, run_at = ?,"
+                f" updated_at = ?{where}",
+                (now_ts, now_ts, *params),
+            )
+            return int(cur.rowcount)
+
+        return self._write(work)
+
+    def purge(self, status: JobStatus, *, kind: str | None = None, older_than: float | None = None) -> int:
+        status = check_purge(status, older_than)
+        where, params = _filters(status, kind)
+        if older_than is not None:
+            where += " AND updated_at < ?"
+            params.append(_ts(_now() - dt.timedelta(seconds=older_than)))
+
+        def work(cur: Any) -> int:
+            cur.execute(f"DELETE FROM jobs{where}", params)
+            return int(cur.rowcount)
+
+        return self._write(work)
+
+
+def _filters(status: JobStatus | None, kind: str | None) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if status is not None:
+        clauses.append("status = ?")
+        params.append(JobStatus(status).value)
+    if kind is not None:
+        clauses.append("kind = ?")
+        params.append(kind)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
