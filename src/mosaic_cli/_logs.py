@@ -162,6 +162,13 @@ def summarize(
     now: Annotated[
         bool, typer.Option("--now", help="Run the summarization now (else: show when it runs).")
     ] = False,
+    schedule: Annotated[
+        bool,
+        typer.Option(
+            "--schedule",
+            help="Queue the next cron run for `mosaic worker --import mosaic_memory.jobs` (once).",
+        ),
+    ] = False,
     user: Annotated[str | None, typer.Option("--user", "-u", help="Only this user.")] = None,
     older_than_hours: Annotated[
         float | None, typer.Option(help="Logs older than this (default: memory.summarization).")
@@ -174,6 +181,18 @@ def summarize(
     """Summarize old agent logs into insights (offline extractive summarizer), or show the schedule."""
     from mosaic_memory import next_scheduled_run, summarize_logs
 
+    if schedule:
+        import mosaic_storage as ms
+        from mosaic_memory.jobs import schedule_summarization
+
+        queued = schedule_summarization(ms.load_config(config))
+        if as_json:
+            print_json(
+                {"kind": queued.kind, "run_at": queued.run_at.isoformat(), "dedupe_key": queued.dedupe_key}
+            )
+        else:
+            console.print(f"queued {queued.kind} for {queued.run_at.isoformat()}", highlight=False)
+        return
     if not now:
         import mosaic_storage as ms
 
