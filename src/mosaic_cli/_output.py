@@ -39,9 +39,13 @@ def _redact_tree(data: Any) -> Any:
 
 
 def print_json(data: Any) -> None:
-    """Print one JSON document on stdout, with every string redacted."""
+    """Print one JSON document on stdout, with every string redacted.
+
+    Each string (keys too) is redacted before encoding, never the encoded text: a pattern
+    such as ``KEY=value`` would run on into the closing quote and break the JSON.
+    """
     text = json.dumps(_redact_tree(data), indent=2, default=lambda value: redact(str(value)))
-    sys.stdout.write(redact(text) + "\n")
+    sys.stdout.write(text + "\n")
 
 
 def print_json_line(data: Any) -> None:
