@@ -433,8 +433,8 @@ def _peak_bytes(call) -> tuple[BaseException | None, int]:
 
 
 def test_a_stacked_gzip_bomb_is_refused_without_inflating_it(server):
-    # 256 MiB of zeros in two gzip layers: a few hundred bytes on the wire.
-    server.raw = ([("Content-Encoding", "gzip, gzip")], gzip.compress(_gzip_zeros(256), 9))
+    # 128 MiB of zeros in two gzip layers: a few hundred bytes on the wire.
+    server.raw = ([("Content-Encoding", "gzip, gzip")], gzip.compress(_gzip_zeros(128), 9))
     err, peak = _peak_bytes(lambda: make(server, max_retries=0, batch_size=1).embed(["x"]))
     assert isinstance(err, EmbedderError) and "Content-Encoding" in str(err)
     assert peak < 20 * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB"
@@ -447,7 +447,7 @@ def test_a_stacked_gzip_bomb_is_refused_without_inflating_it(server):
 
 
 def test_a_single_gzip_bomb_fails_on_size_with_bounded_memory(server):
-    server.raw = ([("Content-Encoding", "gzip")], _gzip_zeros(256))  # 256 MiB decoded, limit 8 MiB
+    server.raw = ([("Content-Encoding", "gzip")], _gzip_zeros(128))  # 128 MiB decoded, limit 8 MiB
     err, peak = _peak_bytes(lambda: make(server, max_retries=0, batch_size=1).embed(["x"]))
     assert isinstance(err, EmbedderError) and "more than" in str(err)
     assert peak < 40 * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB"
