@@ -25,7 +25,8 @@ def embedder_from_config(config: ms.MosaicConfig) -> Embedder:
     """The embedder ``memory.embedder`` in the config names.
 
     ``openai`` reads its key from ``MOSAIC_EMBEDDER_API_KEY`` (else ``OPENAI_API_KEY``);
-    ``MOSAIC_EMBEDDER_ALLOW_INSECURE_HTTP=1`` lets it send that key over plain http://.
+    ``MOSAIC_EMBEDDER_ALLOW_INSECURE_HTTP=1`` lets it send that key over plain http://;
+    ``MOSAIC_EMBEDDER_PROXY`` names a proxy (``HTTP_PROXY`` and friends are ignored).
     """
     import os
 
@@ -45,9 +46,10 @@ def embedder_from_config(config: ms.MosaicConfig) -> Embedder:
             )
         return MiniLMEmbedder()
     if settings.type == "openai" and settings.base_url and settings.model:
-        from ._openai import OpenAICompatibleEmbedder
+        from ._openai import EmbedderError, OpenAICompatibleEmbedder
 
-        api_key = os.environ.get("MOSAIC_EMBEDDER_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        key_var = "MOSAIC_EMBEDDER_API_KEY" if os.environ.get("MOSAIC_EMBEDDER_API_KEY") else "OPENAI_API_KEY"
+        api_key = os.environ.get(key_var)
         insecure = os.environ.get("MOSAIC_EMBEDDER_ALLOW_INSECURE_HTTP", "").lower() in {"1", "true", "yes"}
         try:
             return OpenAICompatibleEmbedder(
@@ -56,7 +58,15 @@ def embedder_from_config(config: ms.MosaicConfig) -> Embedder:
                 settings.dim,
                 api_key=api_key,
                 allow_insecure_http=insecure,
+                proxy=os.environ.get("MOSAIC_EMBEDDER_PROXY") or None,
             )
+        except EmbedderError as err:  # the key: the message never quotes it
+            raise ms.ConfigError(
+                f"{err.message} (from the environment variable {key_var})",
+                source=source,
+                field=key_var,
+                remediation=err.remediation,
+            ) from None
         except ValueError as err:
             raise ms.ConfigError(str(err), source=source, field="memory.embedder.base_url") from None
     raise ms.ConfigError(

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import ipaddress
 import json
+import os
+import socket
+import ssl
+import threading
 import time
 import urllib.parse
+import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import TracebackType
@@ -35,8 +41,39 @@ class EmbedderError(MosaicError):
     """The embedding server failed or answered something unusable (message redacted)."""
 
 
-class _TotalTimeout(Exception):
-    """The answer was still arriving when the embedder's ``timeout`` ran out."""
+class _Transient(Exception):
+    """A failure worth a retry; ``reason`` is safe to show (it never quotes the server)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _NotFinite(ValueError):
+    """The answer spelled NaN or Infinity, which JSON does not allow."""
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise _NotFinite
+
+
+def _checked_key(api_key: str | None) -> str | None:
+    """The key without surrounding whitespace, or an error that never quotes it."""
+    if api_key is None or not api_key.strip():
+        return None
+    key = api_key.strip()
+    if not all("!" <= char <= "~" for char in key):
+        raise EmbedderError(
+            "the API key holds characters an HTTP header cannot carry (non-ASCII, whitespace or "
+            "control characters inside it)",
+            remediation="copy the key again from your provider; it is printable ASCII only",
+        )
+    return key
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def is_loopback(host: str) -> bool:
@@ -60,9 +97,17 @@ class OpenAICompatibleEmbedder:
     quote the server's text and pass through `mosaic_storage.redact`, so keys never leak.
 
     Hardening: redirects are never followed (they would carry the key to another host);
-    answers larger than the batch can need are refused; a ``base_url`` holding credentials
-    is refused; an ``api_key`` is not sent over plain ``http://`` to a host other than this
-    machine unless ``allow_insecure_http=True``.
+    answers larger than the batch can need are refused (a single gzip or deflate encoding
+    is decoded with bounded memory, any other or stacked encoding is refused); a
+    ``base_url`` holding credentials is refused; an ``api_key`` is not sent over plain
+    ``http://`` to a host other than this machine unless ``allow_insecure_http=True``; the
+    key is stripped of surrounding whitespace and must be printable ASCII; vectors must be
+    finite numbers with ``index`` values 0..n-1.
+
+    Proxies: ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY`` are ignored (they would see the key
+    even for a ``localhost`` server); pass ``proxy="http://proxy:3128"`` to use one.
+    ``SSL_CERT_FILE``/``SSL_CERT_DIR`` are still honoured. Each request opens its own
+    connection, so that the ``timeout`` can end it wherever it is stuck.
 
     Examples: OpenAI ``base_url="https://api.openai.com/v1"``; Ollama
     ``"http://localhost:11434/v1"``; vLLM ``"http://localhost:8000/v1"``; TEI
@@ -71,7 +116,8 @@ class OpenAICompatibleEmbedder:
 
     Raises:
         MissingExtraError: httpx is not installed (``pip install 'mosaic-stack[http]'``).
-        ValueError: a bad ``base_url`` or setting.
+        ValueError: a bad ``base_url``, ``proxy`` or setting.
+        EmbedderError: an ``api_key`` that no HTTP header can carry (the message omits it).
     """
 
     def __init__(
@@ -88,8 +134,13 @@ class OpenAICompatibleEmbedder:
         max_backoff: float = 8.0,
         name: str | None = None,
         allow_insecure_http: bool = False,
+        proxy: str | None = None,
     ) -> None:
         remember_secrets_in_url(base_url)
+        remember_secret(api_key)
+        if proxy:
+            remember_secrets_in_url(proxy)
+        api_key = _checked_key(api_key)
         remember_secret(api_key)
         if batch_size < 1 or dim < 1 or max_retries < 0 or timeout <= 0:
             raise ValueError(
@@ -113,6 +164,16 @@ class OpenAICompatibleEmbedder:
                 "allow_insecure_http=True (config: set MOSAIC_EMBEDDER_ALLOW_INSECURE_HTTP=1) "
                 "if the network between you and the server is trusted"
             )
+        if proxy and not proxy.startswith(("http://", "https://", "socks5://", "socks5h://")):
+            raise ValueError(f"proxy must be an http://, https:// or socks5:// URL, got {redact(proxy)!r}")
+        proxy_host = (urllib.parse.urlsplit(proxy).hostname or "") if proxy else ""
+        proxied = bool(proxy) and not is_loopback(proxy_host)
+        if api_key and proxied and parts.scheme == "http" and not allow_insecure_http:
+            raise ValueError(
+                f"refusing to send the API key in clear text through the proxy {proxy_host!r} "
+                "to a plain http:// base_url: the proxy would read it; use an https:// base_url, "
+                "no proxy, or pass allow_insecure_http=True if you trust the proxy"
+            )
         http = require("httpx", extra="http", purpose="OpenAICompatibleEmbedder")
         self._url = base_url.rstrip("/") + "/embeddings"
         self._model = model
@@ -124,14 +185,33 @@ class OpenAICompatibleEmbedder:
         self._name = name or f"openai:{model}"
         self._timeout = timeout
         self._limit = max(_MIN_BODY_LIMIT, batch_size * dim * _BYTES_PER_FLOAT)
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        # identity: a compressed answer could inflate far past the size limit before it is counted.
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "Accept-Encoding": "identity",
+        }
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        # trust_env keeps HTTPS_PROXY / SSL_CERT_FILE working; httpx reads no .netrc unless asked.
+        # trust_env=False: no proxy from the environment (HTTP_PROXY would see the key even for
+        # localhost), no .netrc. The CA bundle variables are still honoured, explicitly.
+        verify: ssl.SSLContext | bool = True
+        if os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR"):
+            verify = ssl.create_default_context(
+                cafile=os.environ.get("SSL_CERT_FILE") or None,
+                capath=os.environ.get("SSL_CERT_DIR") or None,
+            )
+        # No keep-alive: every request has its own socket, which the deadline watchdog may end.
         self._client: httpx.Client = http.Client(
-            headers=headers, timeout=http.Timeout(timeout), follow_redirects=False
+            headers=headers,
+            timeout=http.Timeout(timeout),
+            follow_redirects=False,
+            trust_env=False,
+            proxy=proxy or None,
+            verify=verify,
+            limits=http.Limits(max_keepalive_connections=0),
         )
-        # HTTPError: transport failures, and answers httpx cannot decode (a broken gzip body).
+        # HTTPError: transport failures (a socket ended by the watchdog too).
         self._http_error: type[Exception] = http.HTTPError
 
     @property
@@ -172,12 +252,12 @@ class OpenAICompatibleEmbedder:
             last = attempt == self._max_retries
             try:
                 status, retry_after, raw = self._post(body)
-            except (self._http_error, _TotalTimeout) as err:
+            except (self._http_error, _Transient) as err:
                 # Only the error's type: httpx's text may name proxies or echo the request.
+                reason = err.reason if isinstance(err, _Transient) else type(err).__name__
                 if last:
                     raise EmbedderError(
-                        f"embedding request to {self._url} failed after {attempt + 1} attempts: "
-                        f"{type(err).__name__}",
+                        f"embedding request to {self._url} failed after {attempt + 1} attempts: {reason}",
                         remediation="check that the embedding server is up and base_url is right",
                     ) from None
                 self._sleep(attempt, None)
@@ -200,9 +280,57 @@ class OpenAICompatibleEmbedder:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _post(self, body: bytes) -> tuple[int, str | None, bytes]:
-        """Status, Retry-After and body of one POST, read within ``timeout`` in all and a size limit."""
+        """Status, Retry-After and body of one POST, all within ``timeout`` and a size limit.
+
+        httpx's timeouts bound each read, not the whole: a server trickling header lines
+        or body bytes would never trip them. A watchdog timer shuts the request's socket
+        down when ``timeout`` runs out, wherever the request is (TLS, headers or body).
+        """
         deadline = time.monotonic() + self._timeout
-        with self._client.stream("POST", self._url, content=body) as response:
+        sockets: list[socket.socket] = []
+        lock = threading.Lock()
+        expired = threading.Event()
+
+        def trace(event: str, info: dict[str, Any]) -> None:
+            if event.endswith("connect_tcp.complete") and info.get("return_value") is not None:
+                raw = info["return_value"].get_extra_info("socket")
+                if isinstance(raw, socket.socket):
+                    # A duplicate: TLS detaches the original, and shutdown acts on the connection.
+                    sock = raw.dup()
+                    with lock:
+                        sockets.append(sock)
+                        if expired.is_set():
+                            _shutdown(sock)
+
+        def expire() -> None:
+            with lock:
+                expired.set()
+                for sock in sockets:
+                    _shutdown(sock)
+
+        watchdog = threading.Timer(self._timeout, expire)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            answer = self._exchange(body, deadline, trace)
+            if expired.is_set():  # a body without a length reads a shut socket as its end
+                raise self._timed_out()
+            return answer
+        except self._http_error:
+            if expired.is_set():
+                raise self._timed_out() from None
+            raise
+        finally:
+            watchdog.cancel()
+            with lock:
+                for sock in sockets:
+                    sock.close()
+
+    def _timed_out(self) -> _Transient:
+        return _Transient(f"no complete answer within the {self._timeout:g} s timeout")
+
+    def _exchange(self, body: bytes, deadline: float, trace: Any) -> tuple[int, str | None, bytes]:
+        with self._client.stream("POST", self._url, content=body, extensions={"trace": trace}) as response:
             status = response.status_code
             retry_after = response.headers.get("Retry-After")
             if not 200 <= status < 300:
@@ -210,17 +338,52 @@ class OpenAICompatibleEmbedder:
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > self._limit:
                 self._too_large()
+            encodings = [
+                part.strip().lower()
+                for part in response.headers.get_list("Content-Encoding", split_commas=True)
+            ]
+            encodings = [part for part in encodings if part and part != "identity"]
+            if len(encodings) > 1 or (encodings and encodings[0] not in ("gzip", "x-gzip", "deflate")):
+                raise EmbedderError(
+                    f"embedding server at {self._url} sent a Content-Encoding other than identity, "
+                    "gzip or deflate (stacked encodings are refused)",
+                    remediation="the embedder asks for an uncompressed answer; check the server or a "
+                    "proxy in between",
+                )
+            # wbits 47 reads gzip or zlib; deflate without the zlib header is retried raw below.
+            decoder = zlib.decompressobj(47) if encodings else None
             chunks: list[bytes] = []
-            size = 0
-            # iter_bytes decompresses, so the limit holds for what is decoded, not what was sent.
-            # No chunk_size: httpx would buffer up to it, and the deadline is checked per chunk.
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > self._limit:
+            size = wire = 0
+            # Raw bytes, decoded here with max_length: memory stays within the limit however
+            # well the answer compresses. No chunk_size: the deadline is checked per chunk.
+            for chunk in response.iter_raw():
+                wire += len(chunk)
+                if wire > self._limit:
                     self._too_large()
                 if time.monotonic() > deadline:
-                    raise _TotalTimeout
-                chunks.append(chunk)
+                    raise self._timed_out()
+                if decoder is None:
+                    size += len(chunk)
+                    if size > self._limit:
+                        self._too_large()
+                    chunks.append(chunk)
+                    continue
+                pending = chunk
+                while pending and not decoder.eof:
+                    try:
+                        out = decoder.decompress(pending, self._limit - size + 1)
+                    except zlib.error:
+                        if size or wire != len(chunk) or encodings[0] != "deflate":
+                            raise _Transient("a compressed answer that does not decode") from None
+                        decoder = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate
+                        continue
+                    size += len(out)
+                    if size > self._limit:
+                        self._too_large()
+                    chunks.append(out)
+                    pending = decoder.unconsumed_tail
+            if decoder is not None and not decoder.eof:
+                raise _Transient("a compressed answer that does not decode")
         return status, retry_after, b"".join(chunks)
 
     def _too_large(self) -> NoReturn:
@@ -237,20 +400,49 @@ class OpenAICompatibleEmbedder:
 
     def _parse(self, raw: bytes, expected: int) -> npt.NDArray[np.float32]:
         try:
-            data: list[Any] = sorted(json.loads(raw)["data"], key=lambda item: item["index"])
-            vectors = np.asarray([item["embedding"] for item in data], dtype=np.float32)
-        except (ValueError, KeyError, TypeError) as err:
+            data = json.loads(raw, parse_constant=_no_constant)["data"]
+            problem = _check_data(data, expected)
+            if problem is None:
+                rows = [item["embedding"] for item in sorted(data, key=lambda item: item["index"])]
+                with np.errstate(over="ignore", invalid="ignore"):
+                    vectors = np.asarray(rows, dtype=np.float64).astype(np.float32)
+        except _NotFinite:
+            problem = "NaN or Infinity, which are not JSON numbers"
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as err:
             # Only the error's type: its text would quote the server's answer.
             raise EmbedderError(
                 f"embedding server at {self._url} sent an unexpected answer ({type(err).__name__})"
             ) from None
+        if problem is not None:
+            raise EmbedderError(f"embedding server at {self._url} sent an unexpected answer: {problem}")
         if vectors.shape != (expected, self._dim):
             raise EmbedderError(
                 f"embedding server at {self._url} returned shape {vectors.shape}, "
                 f"expected {(expected, self._dim)}",
                 remediation="set dim to the model's output dimension",
             )
+        if not np.isfinite(vectors).all():
+            raise EmbedderError(
+                f"embedding server at {self._url} sent an unexpected answer: a vector value that "
+                "is not a finite 32-bit float (NaN, infinity or too large)"
+            )
         return vectors
+
+
+def _check_data(data: Any, expected: int) -> str | None:
+    """What is wrong with the answer's ``data`` (never quoting it), or None."""
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        return "data is not a list of objects"
+    if len(data) != expected:
+        return f"{len(data)} vectors for {expected} texts"
+    indexes = [item.get("index") for item in data]
+    if any(type(index) is not int for index in indexes) or sorted(indexes) != list(range(expected)):
+        return f"index values are not exactly 0..{expected - 1}"
+    for item in data:
+        vector = item.get("embedding")
+        if not isinstance(vector, list) or not all(type(x) is float or type(x) is int for x in vector):
+            return "an embedding that is not a list of numbers"
+    return None
 
 
 def _retry_after_seconds(value: str, *, default: float) -> float:

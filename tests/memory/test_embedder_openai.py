@@ -5,9 +5,12 @@ from __future__ import annotations
 import email.utils
 import gzip
 import json
+import socket
 import sys
 import threading
 import time
+import tracemalloc
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,6 +47,7 @@ class FakeServer:
         self.oversize = 0
         self.gzip_bomb = 0
         self.redirect_to: str | None = None
+        self.raw: tuple[list[tuple[str, str]], bytes] | None = None  # 200 with these headers and body
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -57,6 +61,15 @@ class FakeServer:
                 server.times.append(time.monotonic())
                 if server.hang:
                     server.release.wait(10)
+                    return
+                if server.raw is not None:
+                    headers, payload = server.raw
+                    self.send_response(200)
+                    for name, value in headers:
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
                     return
                 if server.redirect_to:
                     self.send_response(307)
@@ -207,7 +220,8 @@ def test_gives_up_after_the_retries_with_a_redacted_error(server):
 
 def test_a_hanging_server_times_out_on_every_attempt(server):
     server.hang = True
-    with pytest.raises(EmbedderError, match="after 2 attempts: ReadTimeout"):
+    # httpx's read timeout and the watchdog run out together; either way it is a timeout.
+    with pytest.raises(EmbedderError, match=r"after 2 attempts: (ReadTimeout|no complete answer)"):
         make(server, timeout=0.3, max_retries=1).embed(["x"])
     assert len(server.requests) == 2
 
@@ -215,8 +229,9 @@ def test_a_hanging_server_times_out_on_every_attempt(server):
 def test_the_timeout_bounds_the_whole_answer_not_each_read(server):
     server.script = ["trickle"]
     started = time.monotonic()
-    with pytest.raises(EmbedderError, match="after 1 attempts: _TotalTimeout"):
+    with pytest.raises(EmbedderError, match=r"after 1 attempts: no complete answer within the 0\.5 s") as err:
         make(server, timeout=0.5, max_retries=0).embed(["x"])
+    assert "_" not in err.value.message.split("attempts:")[1]  # no private class name
     # A byte every 50 ms never trips a per-read timeout; the server would go on for 5 s.
     assert time.monotonic() - started < 4
 
@@ -269,7 +284,7 @@ def test_a_compressed_answer_is_limited_by_its_decoded_size(server):
 
 def test_a_body_that_cannot_be_decoded_is_wrapped(server):
     server.gzip_bomb = 1  # claims gzip, sends plain bytes
-    with pytest.raises(EmbedderError, match="after 2 attempts: DecodingError"):
+    with pytest.raises(EmbedderError, match="after 2 attempts: a compressed answer that does not decode"):
         make(server, max_retries=1).embed(["x"])
 
 
@@ -323,3 +338,222 @@ def test_the_config_selects_it_and_reads_the_key_from_the_environment(server, mo
     assert err.value.field == "memory.embedder.base_url" and "SECRETKEY" not in str(err.value)
     monkeypatch.setenv("MOSAIC_EMBEDDER_ALLOW_INSECURE_HTTP", "1")
     assert embedder_from_config(ms.config_from_dict({"memory": {"embedder": remote}})).dim == DIM
+
+
+# --- Hardening found by the security review -------------------------------------------------
+
+
+def _answer(n: int = 1, dim: int = DIM) -> bytes:
+    return json.dumps({"data": [{"index": i, "embedding": [1.0] * dim} for i in range(n)]}).encode()
+
+
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "HTTPS_PROXY"])
+def test_proxies_from_the_environment_never_see_the_key(server, monkeypatch, variable):
+    proxy = FakeServer()
+    try:
+        monkeypatch.setenv(variable, proxy.url.removesuffix("/v1"))
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        assert make(server, api_key=KEY).embed(["x"]).shape == (1, DIM)
+        assert proxy.requests == [] and len(server.requests) == 1
+    finally:
+        proxy.close()
+
+
+def test_a_proxy_is_used_only_when_named(server):
+    proxy = FakeServer()
+    try:
+        make(server, api_key=KEY, proxy=proxy.url.removesuffix("/v1")).embed(["x"])
+        assert len(proxy.requests) == 1 and server.requests == []  # the fake proxy answered itself
+    finally:
+        proxy.close()
+    with pytest.raises(ValueError, match="through the proxy") as err:
+        OpenAICompatibleEmbedder(
+            "http://localhost:11434/v1", "m", DIM, api_key=KEY, proxy="http://10.0.0.9:3128"
+        )
+    assert "SECRETKEY123456" not in str(err.value)
+    # https is tunnelled (the proxy sees no header), a local proxy is this machine, or opted in.
+    OpenAICompatibleEmbedder(
+        "https://api.example/v1", "m", DIM, api_key=KEY, proxy="http://10.0.0.9:3128"
+    ).close()
+    OpenAICompatibleEmbedder("http://gpu.lan/v1", "m", DIM, proxy="http://10.0.0.9:3128").close()
+    OpenAICompatibleEmbedder(
+        "http://localhost:1/v1", "m", DIM, api_key=KEY, proxy="http://10.0.0.9:3128", allow_insecure_http=True
+    ).close()
+    with pytest.raises(ValueError, match="proxy must be") as err:
+        OpenAICompatibleEmbedder("http://localhost:1/v1", "m", DIM, proxy="ftp://u:pw-SECRET99@p/")
+    assert "pw-SECRET99" not in str(err.value)
+
+
+def test_the_config_reads_the_proxy_from_its_own_variable_only(server, monkeypatch):
+    proxy = FakeServer()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url.removesuffix("/v1"))
+        settings = {"type": "openai", "base_url": server.url, "model": "m", "dim": DIM}
+        config = ms.config_from_dict({"memory": {"embedder": settings}})
+        embedder_from_config(config).embed(["x"])
+        assert proxy.requests == [] and len(server.requests) == 1
+        monkeypatch.setenv("MOSAIC_EMBEDDER_PROXY", proxy.url.removesuffix("/v1"))
+        embedder_from_config(config).embed(["x"])
+        assert len(proxy.requests) == 1
+    finally:
+        proxy.close()
+
+
+def test_it_asks_for_an_uncompressed_answer(server):
+    make(server).embed(["x"])
+    assert server.headers[0]["Accept-Encoding"] == "identity"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "pack"),
+    [("gzip", gzip.compress), ("deflate", zlib.compress), ("deflate", lambda b: zlib.compress(b)[2:-4])],
+)
+def test_a_single_gzip_or_deflate_answer_is_decoded(server, encoding, pack):
+    server.raw = ([("Content-Encoding", encoding)], pack(_answer(2)))
+    assert make(server, max_retries=0).embed(["a", "b"]).shape == (2, DIM)
+
+
+def _gzip_zeros(megabytes: int) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = bytes(1 << 20)
+    return b"".join([*(packer.compress(block) for _ in range(megabytes)), packer.flush()])
+
+
+def _peak_bytes(call) -> tuple[BaseException | None, int]:
+    tracemalloc.start()
+    try:
+        call()
+    except BaseException as err:
+        return err, tracemalloc.get_traced_memory()[1]
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return None, peak
+
+
+def test_a_stacked_gzip_bomb_is_refused_without_inflating_it(server):
+    # 128 MiB of zeros in two gzip layers: a few hundred bytes on the wire.
+    server.raw = ([("Content-Encoding", "gzip, gzip")], gzip.compress(_gzip_zeros(128), 9))
+    err, peak = _peak_bytes(lambda: make(server, max_retries=0, batch_size=1).embed(["x"]))
+    assert isinstance(err, EmbedderError) and "Content-Encoding" in str(err)
+    assert peak < 20 * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB"
+    server.raw = ([("Content-Encoding", "gzip"), ("Content-Encoding", "gzip")], server.raw[1])
+    with pytest.raises(EmbedderError, match="stacked"):  # the same as two header lines
+        make(server, max_retries=0).embed(["x"])
+    server.raw = ([("Content-Encoding", "br")], server.raw[1])
+    with pytest.raises(EmbedderError, match="Content-Encoding"):
+        make(server, max_retries=0).embed(["x"])
+
+
+def test_a_single_gzip_bomb_fails_on_size_with_bounded_memory(server):
+    server.raw = ([("Content-Encoding", "gzip")], _gzip_zeros(128))  # 128 MiB decoded, limit 8 MiB
+    err, peak = _peak_bytes(lambda: make(server, max_retries=0, batch_size=1).embed(["x"]))
+    assert isinstance(err, EmbedderError) and "more than" in str(err)
+    assert peak < 40 * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB"
+
+
+def _trickling_headers_server() -> tuple[socket.socket, threading.Event]:
+    """A server that sends one header line every 0.2 s for 20 s."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def run() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                for i in range(100):
+                    if stop.wait(0.2):
+                        return
+                    conn.sendall(b"X-Pad-%d: a\r\n" % i)
+                conn.sendall(b"Content-Length: 2\r\n\r\n{}")
+            except OSError:
+                pass
+
+    threading.Thread(target=run, daemon=True).start()
+    return listener, stop
+
+
+def test_the_timeout_covers_the_headers_too():
+    listener, stop = _trickling_headers_server()
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+        embedder = OpenAICompatibleEmbedder(url, "m", DIM, timeout=1, max_retries=0)
+        started = time.monotonic()
+        with pytest.raises(EmbedderError, match="no complete answer within the 1 s timeout") as err:
+            embedder.embed(["x"])
+        assert time.monotonic() - started < 8  # the server would go on for 20 s
+        assert "_" not in err.value.message.split("attempts:")[1]
+    finally:
+        stop.set()
+        listener.close()
+
+
+BAD_ANSWERS = {
+    "NaN": b'{"data":[{"index":0,"embedding":[NaN,1,2,3,4,5,6,7]}]}',
+    "Infinity": b'{"data":[{"index":0,"embedding":[1,1,2,3,4,5,6,-Infinity]}]}',
+    "beyond float32": b'{"data":[{"index":0,"embedding":[1e300,1,2,3,4,5,6,7]}]}',
+    "huge integer": b'{"data":[{"index":0,"embedding":[' + b"9" * 400 + b",1,2,3,4,5,6,7]}]}",
+    "null": b'{"data":[{"index":0,"embedding":[null,1,2,3,4,5,6,7]}]}',
+    "strings": b'{"data":[{"index":0,"embedding":["1","1","2","3","4","5","6","7"]}]}',
+    "booleans": b'{"data":[{"index":0,"embedding":[true,1,2,3,4,5,6,7]}]}',
+    "deep nesting": b'{"data":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    "huge index": b'{"data":[{"index":' + b"9" * 5000 + b',"embedding":[1,1,2,3,4,5,6,7]}]}',
+    "float index": b'{"data":[{"index":0.0,"embedding":[1,1,2,3,4,5,6,7]}]}',
+    "no index": b'{"data":[{"embedding":[1,1,2,3,4,5,6,7]}]}',
+    "index out of range": b'{"data":[{"index":3,"embedding":[1,1,2,3,4,5,6,7]}]}',
+    "too many": b'{"data":[{"index":0,"embedding":[1,1,2,3,4,5,6,7]},'
+    b'{"index":1,"embedding":[1,1,2,3,4,5,6,7]}]}',
+    "not objects": b'{"data":[[1,1,2,3,4,5,6,7]]}',
+    "not a list": b'{"data":{"index":0}}',
+}
+
+
+@pytest.mark.parametrize("case", BAD_ANSWERS)
+def test_an_answer_that_is_not_finite_numbers_in_order_is_refused(server, case):
+    server.raw = ([], BAD_ANSWERS[case])
+    with pytest.raises(EmbedderError, match="unexpected answer") as err:
+        make(server, max_retries=0).embed(["x"])
+    assert err.value.__cause__ is None and (err.value.__context__ is None or err.value.__suppress_context__)
+
+
+def test_duplicate_indexes_are_refused(server):
+    vector = [1.0] * DIM
+    server.raw = ([], json.dumps({"data": [{"index": 1, "embedding": vector}] * 2}).encode())
+    with pytest.raises(EmbedderError, match=r"index values are not exactly 0\.\.1"):
+        make(server, max_retries=0).embed(["a", "b"])
+
+
+@pytest.mark.parametrize(
+    "bad_key",
+    [
+        "sk-ünicodeSECRETKEY123456",
+        "sk-SECRET KEY123456",
+        "sk-SECRETKEY123\r\nX-Inj: 1",
+        "sk-SECRET\tKEY123456",
+    ],
+)
+def test_a_key_no_header_can_carry_is_refused_without_quoting_it(server, bad_key):
+    with pytest.raises(EmbedderError, match="API key holds characters") as err:
+        make(server, api_key=bad_key)
+    shown = str(err.value) + repr(err.value) + repr(err.value.args)
+    assert "SECRET" not in shown and "KEY123" not in shown
+    assert err.value.__cause__ is None and err.value.__context__ is None
+    assert server.requests == []
+
+
+def test_surrounding_whitespace_is_stripped_from_the_key(server):
+    make(server, api_key=f"  {KEY}\n").embed(["x"])
+    assert server.headers[0]["Authorization"] == f"Bearer {KEY}"
+    make(server, api_key=" \n").embed(["x"])  # blank: no key at all
+    assert "Authorization" not in server.headers[1]
+
+
+def test_the_config_blames_the_key_variable_not_base_url(server, monkeypatch):
+    monkeypatch.setenv("MOSAIC_EMBEDDER_API_KEY", "sk-ünicodeSECRETKEY123456")
+    settings = {"type": "openai", "base_url": server.url, "model": "m", "dim": DIM}
+    with pytest.raises(ms.ConfigError) as err:
+        embedder_from_config(ms.config_from_dict({"memory": {"embedder": settings}}))
+    assert err.value.field == "MOSAIC_EMBEDDER_API_KEY" and "SECRETKEY" not in str(err.value)
