@@ -88,7 +88,8 @@ def add(
             code=EXIT_USAGE,
             remediation="mosaic mcp add NAME -- COMMAND ...",
         )
-    path = _config_path(config)
+    # A symlinked config file is updated where it points, not replaced by a plain file.
+    path = Path(os.path.realpath(_config_path(config)))
     data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     if not isinstance(data, dict):
         fail(f"{path} does not hold a JSON object", code=EXIT_USAGE)

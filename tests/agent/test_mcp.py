@@ -138,7 +138,7 @@ def _start_http(world, user: str, *, host: str = "127.0.0.1", token: str | None 
         if proc.poll() is not None:
             raise AssertionError(f"server exited: {proc.stderr.read()}")
         with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
+            if sock.connect_ex((host if host != "0.0.0.0" else "127.0.0.1", port)) == 0:
                 return proc, port
         time.sleep(0.1)
     proc.kill()
@@ -193,3 +193,51 @@ def test_http_off_loopback_needs_a_token_and_checks_it(world):
         proc.terminate()
         _, stderr = proc.communicate(timeout=30)
     assert TOKEN not in stderr
+
+
+def test_every_loopback_bind_checks_the_host_header_and_tokens_must_be_long(world):
+    proc, port = _start_http(world, world["ann"], host="127.0.0.2")
+    try:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}
+        rebinding = httpx2.post(
+            f"http://127.0.0.2:{port}/mcp",
+            json=body,
+            headers={"Host": f"attacker.example:{port}", "Origin": f"http://attacker.example:{port}"},
+            timeout=10,
+        )
+        assert rebinding.status_code in (403, 421)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    short = subprocess.run(
+        [sys.executable, "-m", "mosaic_cli", "mcp", "serve", "--user", world["ann"], "--url", world["url"],
+         "--transport", "http", "--host", "0.0.0.0", "--port", str(_free_port())],
+        env={**_env(), "MOSAIC_MCP_TOKEN": "short"}, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert short.returncode == 1 and "shorter than 16" in short.stderr and "short\n" not in short.stderr
+
+
+def test_the_bearer_scheme_is_case_insensitive_and_the_token_exact():
+    from mosaic_agent.mcp import BearerAuth
+
+    seen = []
+
+    async def app(scope, receive, send):
+        seen.append(scope["type"])
+
+    auth = BearerAuth(app, TOKEN)
+
+    async def call(header: bytes | None) -> list[dict]:
+        sent: list[dict] = []
+
+        async def send(message):
+            sent.append(message)
+
+        headers = [(b"authorization", header)] if header is not None else []
+        await auth({"type": "http", "headers": headers}, None, send)
+        return sent
+
+    assert asyncio.run(call(b"bearer " + TOKEN.encode())) == [] and seen == ["http"]
+    for bad in (None, b"Bearer " + TOKEN.encode()[:-1], b"Basic " + TOKEN.encode(), TOKEN.encode()):
+        assert asyncio.run(call(bad))[0]["status"] == 401
+    assert seen == ["http"]

@@ -121,3 +121,28 @@ def test_mcp_servers_config_is_validated():
         with pytest.raises(ms.ConfigError) as caught:
             servers_from_config(bad)
         assert field in str(caught.value)
+
+
+def test_built_in_tool_groups_are_reserved_and_env_values_stay_out_of_reprs():
+    for name in ("memory", "brain", "workspace"):
+        with pytest.raises(ms.ConfigError, match="taken by Mosaic"):
+            servers_from_config({name: {"command": "python"}})
+    server = McpServerConfig("notes", "python", env={"API_TOKEN": "sk-live-0123456789"})
+    assert "sk-live-0123456789" not in repr(server)
+
+
+def test_tools_whose_names_collide_are_skipped_not_fatal(tmp_path):
+    script = tmp_path / "twins.py"
+    script.write_text(
+        "from mcp.server.mcpserver import MCPServer\n"
+        "server = MCPServer('twins')\n"
+        "@server.tool()\ndef addNote(text: str) -> str:\n    'a'\n    return 'camel'\n"
+        "@server.tool()\ndef add_note(text: str) -> str:\n    'b'\n    return 'snake'\n"
+        "server.run('stdio')\n"
+    )
+    with McpBridge({"twins": McpServerConfig("twins", sys.executable, (str(script),), timeout=60)}) as bridge:
+        [status] = bridge.statuses
+        assert status.ok and status.tools == ("twins.add_note",) and len(status.skipped) == 1
+        registry = ToolRegistry()
+        registry.extend(bridge.tools())
+        assert registry.names() == ["twins.add_note"]

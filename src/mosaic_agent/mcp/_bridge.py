@@ -30,6 +30,10 @@ from ..tools import Tool, ToolError
 from ..tools._schema import Parameter, Signature
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
+#: Tool groups of the built-in tool sets: an external server may not take their names.
+RESERVED_NAMES = frozenset({"memory", "brain", "workspace", "mcp", "mosaic"})
+#: The longest tool result (characters) taken from an external server.
+MAX_RESULT_CHARS = 1_000_000
 _SERVER_KEYS = ("command", "args", "env", "timeout")
 DEFAULT_TIMEOUT = 15.0
 
@@ -49,7 +53,7 @@ class McpServerConfig:
     name: str
     command: str
     args: tuple[str, ...] = ()
-    env: Mapping[str, str] = attrs.field(factory=dict)
+    env: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     timeout: float = DEFAULT_TIMEOUT
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,6 +68,12 @@ class McpServerConfig:
 
 def check_server_name(name: str) -> str:
     """``name`` if it can prefix tool names (lower_snake_case), else `ConfigError`."""
+    if name in RESERVED_NAMES:
+        raise ConfigError(
+            f"MCP server name {name!r} is taken by Mosaic's own tools",
+            field="agent.mcp_servers",
+            remediation=f"choose another name (not {', '.join(sorted(RESERVED_NAMES))})",
+        )
     if not _NAME.fullmatch(name) or len(name) > 30:
         raise ConfigError(
             f"MCP server name {name!r} is not allowed",
@@ -127,6 +137,21 @@ def _tool_name(raw: str) -> str | None:
     return name if _NAME.fullmatch(name or "") else None
 
 
+def _usable(tools: Sequence[Any]) -> tuple[list[Any], tuple[str, ...]]:
+    """The tools whose names map to distinct registry names, and the names of the others."""
+    kept: list[Any] = []
+    skipped: list[str] = []
+    seen: set[str] = set()
+    for spec in tools:
+        short = _tool_name(spec.name)
+        if short is None or short in seen:
+            skipped.append(spec.name)
+            continue
+        seen.add(short)
+        kept.append(spec)
+    return kept, tuple(skipped)
+
+
 def _signature(description: str, schema: Mapping[str, Any]) -> Signature:
     properties = schema.get("properties") or {}
     required = set(schema.get("required") or ())
@@ -177,14 +202,14 @@ class McpBridge:
             except Exception as err:  # any failure to start is reported, never raised
                 statuses.append(ServerStatus(name, False, error=redact(f"{type(err).__name__}: {err}")))
                 continue
-            self._listed[name] = tools
-            names = [_tool_name(t.name) for t in tools]
+            kept, skipped = _usable(tools)
+            self._listed[name] = kept
             statuses.append(
                 ServerStatus(
                     name,
                     True,
-                    tools=tuple(f"{name}.{n}" for n in names if n),
-                    skipped=tuple(t.name for t, n in zip(tools, names, strict=True) if not n),
+                    tools=tuple(f"{name}.{_tool_name(t.name)}" for t in kept),
+                    skipped=skipped,
                 )
             )
         self.statuses = tuple(statuses)
@@ -222,9 +247,7 @@ class McpBridge:
         out = []
         for server, listed in self._listed.items():
             for spec in listed:
-                short = _tool_name(spec.name)
-                if short is None:
-                    continue
+                short = _tool_name(spec.name) or ""
                 description = spec.description or f"{spec.name} (from MCP server {server})"
                 schema = spec.input_schema or {}
                 fn = self._caller(server, spec.name, schema)
@@ -256,10 +279,17 @@ class McpBridge:
             future.cancel()
             raise ToolError(f"MCP server {server} did not answer {tool} within {wait:g} s") from None
         except Exception as err:
-            raise ToolError(f"MCP server {server} failed on {tool}: {type(err).__name__}: {err}") from None
+            raise ToolError(
+                redact(f"MCP server {server} failed on {tool}: {type(err).__name__}: {err}")
+            ) from None
         text = "\n".join(part.text for part in result.content if getattr(part, "type", "") == "text")
+        if len(text) > MAX_RESULT_CHARS:
+            raise ToolError(
+                f"MCP server {server} answered {tool} with {len(text)} characters; the most taken is "
+                f"{MAX_RESULT_CHARS}"
+            )
         if result.is_error:
-            raise ToolError(text or f"{tool} failed")
+            raise ToolError(redact(text) or f"{tool} failed")
         return text
 
     # --- closing ----------------------------------------------------------------------------

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 #: The tool sets served, and the prefix their registry names lose on the MCP side.
 _SERVED_GROUPS = ("memory.", "brain.")
 DEFAULT_HTTP_PORT = 8765
+MIN_TOKEN_LENGTH = 16
+#: The largest arguments object (JSON characters) a tool call may carry.
+MAX_ARGUMENTS_CHARS = 200_000
 INSTRUCTIONS = (
     "Mosaic memory and work items for one user. Use `remember` to store a durable fact about the "
     "user and `recall` to find what was stored; preferences are key/value settings. Projects, "
@@ -46,6 +49,11 @@ def _mcp_tool(registry: ToolRegistry, tool: Tool) -> Callable[..., str]:
     from mcp.server.mcpserver.exceptions import ToolError
 
     def call(**kwargs: Any) -> str:
+        size = len(json.dumps(kwargs, default=str))
+        if size > MAX_ARGUMENTS_CHARS:
+            raise ToolError(
+                f"the arguments are {size} characters long; at most {MAX_ARGUMENTS_CHARS} are taken"
+            )
         result = registry.call(tool.name, kwargs)
         if not result.ok:
             raise ToolError(result.content.removeprefix("error: "))
@@ -155,12 +163,20 @@ class BearerAuth:
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
-        self._expected = f"Bearer {token}".encode()
+        self._expected = token.encode()
+
+    def _allowed(self, header: bytes) -> bool:
+        scheme, _, credentials = header.partition(b" ")
+        # The scheme is case-insensitive (RFC 7235); the token is compared in constant time.
+        return scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), self._expected)
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
+        if scope["type"] in ("http", "websocket"):
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self._expected):
+            if not self._allowed(given):
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
                 await send(
                     {
                         "type": "http.response.start",
@@ -179,6 +195,11 @@ def http_app(server: MCPServer, *, host: str, token: str | None) -> ASGIApp:
     Raises:
         McpServeError: ``host`` is not a loopback address and there is no token.
     """
+    if token is not None and len(token) < MIN_TOKEN_LENGTH:
+        raise McpServeError(
+            f"the bearer token is shorter than {MIN_TOKEN_LENGTH} characters",
+            remediation="use a long random value (secrets.token_urlsafe(32) in Python)",
+        )
     if not is_loopback(host) and not token:
         raise McpServeError(
             f"serving on {host} lets other machines call this user's tools, so it needs a bearer token",
@@ -187,9 +208,18 @@ def http_app(server: MCPServer, *, host: str, token: str | None) -> ASGIApp:
         )
     from mcp.server.transport_security import TransportSecuritySettings
 
-    security = None
-    if not is_loopback(host):
-        # The token guards the endpoint; the Host-header check is for loopback servers.
+    if is_loopback(host):
+        # No token on loopback, so the Host and Origin headers are checked (a web page could
+        # otherwise reach the server through DNS rebinding), for every loopback address.
+        bound = f"[{host.strip('[]')}]" if ":" in host else host
+        names = sorted({"127.0.0.1", "localhost", "[::1]", bound})
+        security = TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=[f"{name}:*" for name in names],
+            allowed_origins=[f"http://{name}:*" for name in names],
+        )
+    else:
+        # The token guards the endpoint; Host names of a public server are not known here.
         security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
     app: ASGIApp = server.streamable_http_app(host=host, transport_security=security)
     return BearerAuth(app, token) if token else app
