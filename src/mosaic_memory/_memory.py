@@ -95,14 +95,16 @@ def insert_many(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str
     marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * len(names))
     quote = dialect.identifier_preparer.quote
     sql = f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) VALUES ({marks})"
-    params = [
-        tuple(
-            value if process is None else process(value)
-            for process, value in zip(processors, (row[n] for n in names), strict=True)
-        )
-        for row in rows
-    ]
-    conn.exec_driver_sql(sql, params)
+    # Rows of one batch share many values (the user, the timestamp): each distinct object is
+    # processed once per column (processing a datetime for SQLite costs more than inserting it).
+    columns_out = []
+    for name, process in zip(names, processors, strict=True):
+        values = [row[name] for row in rows]
+        if process is not None:
+            done: dict[int, Any] = {}
+            values = [done[id(v)] if id(v) in done else done.setdefault(id(v), process(v)) for v in values]
+        columns_out.append(values)
+    conn.exec_driver_sql(sql, builtins.list(zip(*columns_out, strict=True)))
 
 
 def _now() -> Any:
@@ -597,6 +599,8 @@ class Insights:
                 in_batch[np.triu_indices(len(items))] = -2.0
                 earlier_best = np.argmax(in_batch, axis=1)
                 earlier_sim = in_batch[np.arange(len(items)), earlier_best]
+            earlier_rows: builtins.list[int] = earlier_best.tolist()
+            earlier_sims: builtins.list[float] = earlier_sim.tolist()
 
             # Decide, item by item, whether it is new or merges into an earlier or stored insight.
             targets: builtins.list[str] = []
@@ -606,8 +610,8 @@ class Insights:
                 target = exact.get(hashes[i]) if dedupe else None
                 if dedupe and target is None:
                     best = nearest[i] or ("", -1.0)
-                    if i and earlier_sim[i] > best[1]:
-                        best = (targets[int(earlier_best[i])], float(earlier_sim[i]))
+                    if i and earlier_sims[i] > best[1]:
+                        best = (targets[earlier_rows[i]], earlier_sims[i])
                     if best[1] >= threshold:
                         target = best[0]
                 if target is None:
