@@ -9,15 +9,18 @@ import sqlalchemy as sa
 
 from ._embedders import normalize_rows
 from ._memory import INSIGHTS, Candidates, Insights, Matrix
-from ._vectors import VectorCache
+from ._vectors import DEFAULT_MAX_BYTES, VectorCache
 
 
 class LocalVectorInsights(Insights):
     """Exact cosine search with numpy over each user's vectors, kept in memory between queries."""
 
+    cache_max_bytes: int = DEFAULT_MAX_BYTES
+    """Memory budget of the vector cache; least recently searched users are evicted beyond it."""
+
     def __init__(self, memory: object) -> None:
         super().__init__(memory)  # type: ignore[arg-type]
-        self.cache = VectorCache(self.dim)
+        self.cache = VectorCache(self.dim, max_bytes=self.cache_max_bytes)
 
     def _load(self, conn: sa.Connection, user_id: str) -> tuple[list[str], Matrix]:
         raw = sa.type_coerce(INSIGHTS.c.embedding, sa.LargeBinary)
@@ -52,9 +55,10 @@ class LocalVectorInsights(Insights):
             )
         return self.cache.search(user_id, generation, lambda: self._load(conn, user_id), query, k, among)
 
-    def _nearest(self, conn: sa.Connection, user_id: str, vectors: Matrix) -> list[tuple[str, float] | None]:
-        generation = self._generation(conn, user_id)
-        return self.cache.nearest(user_id, generation, lambda: self._load(conn, user_id), vectors)
+    def _nearest(
+        self, conn: sa.Connection, user_id: str, vectors: Matrix, generation: int, threshold: float
+    ) -> list[tuple[str, float] | None]:
+        return self.cache.nearest(user_id, generation, lambda: self._load(conn, user_id), vectors, threshold)
 
     def _written(
         self,

@@ -96,3 +96,56 @@ def test_reembed_builds_the_index_schema_creation_would_for_the_dimension(vector
         hits = memory.insights.search("chess", user_id="u1", mode="vector", limit=1)
         assert hits[0].id == ids[1]
         assert memory.insights.add("Plays chess", user_id="u1") == ids[1]
+
+
+def test_version_parsing():
+    from mosaic_memory._pgvector import version_tuple
+
+    assert version_tuple("0.8.2") == (0, 8, 2)
+    assert version_tuple("0.7.0-dev") == (0, 7, 0)
+    assert version_tuple("0.6") < (0, 8) <= version_tuple("0.10.1")
+
+
+def test_the_store_reads_the_extension_version_once(vector_memory):
+    insights = vector_memory.insights
+    assert insights.iterative_scans is None
+    insights.exact_max_rows = -1  # so that even an empty owner takes the HNSW plan
+    insights.search("anything", user_id="nobody", mode="vector")
+    assert insights.iterative_scans is True  # the embedded server ships pgvector 0.8.x
+
+
+def test_without_iterative_scans_search_and_dedupe_never_set_them(vector_memory):
+    """pgvector < 0.8 (forced): no ``hnsw.iterative_scan``; exact for small owners, raised ef for big ones."""
+    insights = vector_memory.insights
+    insights.iterative_scans = False
+    insights.exact_max_rows = 100
+    rng = np.random.default_rng(9)
+    dim = vector_memory.embedder.dim
+    big = rng.normal(size=(600, dim)).astype(np.float32)
+    small = rng.normal(size=(20, dim)).astype(np.float32)
+    big_ids = _load(vector_memory, "big", big)
+    small_ids = _load(vector_memory, "small", small)
+    with vector_memory.store.engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE insights")
+    statements: list[str] = []
+
+    from sqlalchemy import event
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(vector_memory.store.engine, "before_cursor_execute", record)
+    try:
+        for user, ids, vectors in (("big", big_ids, big), ("small", small_ids, small)):
+            hits = insights.search("", user_id=user, mode="vector", vector=vectors[4], limit=5)
+            assert hits[0].id == ids[4] and all(h.id in set(ids) for h in hits)
+        # A near twin of a big owner's row still merges (post-filtered HNSW with a raised ef_search).
+        twin = big[11] + rng.normal(scale=0.01, size=dim).astype(np.float32)
+        assert insights.add("big twin", user_id="big", embedding=twin) == big_ids[11]
+        with vector_memory.store.engine.begin() as conn:
+            insights._use_hnsw(conn, 600, 10)
+            assert int(conn.exec_driver_sql("SHOW hnsw.ef_search").scalar()) > 40
+    finally:
+        event.remove(vector_memory.store.engine, "before_cursor_execute", record)
+    assert not [s for s in statements if "iterative_scan" in s]
+    assert [s for s in statements if "hnsw.ef_search" in s]  # the big owner did take HNSW
