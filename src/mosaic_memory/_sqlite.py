@@ -13,6 +13,21 @@ from ._local import LocalVectorInsights
 from ._memory import INSIGHTS, Candidates, Memory
 
 _FTS = sa.table(FTS_TABLE, sa.column("rowid"))
+
+#: English stop words (Snowball's list, which PostgreSQL's ``english`` configuration uses), left
+#: out of keyword queries as PostgreSQL leaves them out: ORed in, "is" or "the" would match
+#: nearly every insight and drown the words that matter in hybrid search.
+STOP_WORDS = frozenset(
+    """
+    i me my myself we our ours ourselves you your yours yourself yourselves he him his himself she
+    her hers herself it its itself they them their theirs themselves what which who whom this that
+    these those am is are was were be been being have has had having do does did doing a an the and
+    but if or because as until while of at by for with about against between into through during
+    before after above below to from up down in out on off over under again further then once here
+    there when where why how all any both each few more most other some such no nor not only own
+    same so than too very s t can will just don should now
+    """.split()  # noqa: SIM905 - one readable block of words
+)
 _FTS_SELF: sa.ColumnClause[Any] = sa.literal_column(FTS_TABLE)
 
 
@@ -31,7 +46,11 @@ class SQLiteInsights(LocalVectorInsights):
         k: int,
         conditions: Sequence[sa.ColumnElement[bool]],
     ) -> Candidates:
-        # Each word quoted (so no FTS5 syntax gets through), any of them may match.
+        # Each word quoted (so no FTS5 syntax gets through), any of them may match; stop words
+        # are left out, as PostgreSQL's english configuration does.
+        words = [word for word in words if word.lower() not in STOP_WORDS]
+        if not words:
+            return []
         match = " OR ".join('"' + word.replace('"', '""') + '"' for word in words)
         rank = sa.func.bm25(_FTS_SELF)
         query = (

@@ -281,6 +281,13 @@ def test_keyword_search_stems_and_ignores_syntax(memory, sample):
     assert memory.insights.search("!!!", user_id="u1", mode="keyword") == []
 
 
+def test_stop_words_alone_match_nothing_and_do_not_add_keyword_hits(memory, sample):
+    # The same on every backend: PostgreSQL's english configuration drops them, SQLite does too.
+    assert memory.insights.search("the is a of", user_id="u1", mode="keyword") == []
+    with_stop_words = memory.insights.search("is it hiking in the Alps", user_id="u1", mode="keyword")
+    assert [h.id for h in with_stop_words] == [sample[2]]
+
+
 def test_min_score_and_limit(memory, sample):
     hits = memory.insights.search("green tea", user_id="u1", mode="vector", min_score=0.3)
     assert [h.id for h in hits] == [sample[3]]
