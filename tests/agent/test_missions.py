@@ -143,6 +143,27 @@ def test_a_concurrent_edit_in_the_store_is_reported_as_a_conflict_and_nothing_is
     assert brain.missions.get(ann.id, mission.id).status == "active"  # not half-applied
 
 
+def test_a_dependency_added_in_the_store_after_export_is_a_conflict_not_undone(brain, ann, mission, tmp_path):
+    _, tasks_md = export_mission(brain, ann.id, mission.id, tmp_path)
+    tasks = {t.title: t for t in brain.tasks.list(ann.id, mission_id=mission.id)}
+    draw, bind = tasks["Draw maps"], tasks["Print | bind"]
+    other = brain.tasks.create(ann.id, title="Buy ink", mission_id=mission.id)
+    brain.tasks.add_dependency(ann.id, draw.id, other.id)  # someone else, after the export
+    _replace(tasks_md, "| Print \\| bind | not_started |", "| Print \\| bind | blocked |")
+    with pytest.raises(MissionConflictError) as caught:
+        import_mission(brain, ann.id, tmp_path)
+    [conflict] = caught.value.conflicts
+    assert (conflict.id, conflict.fields) == (draw.id, ("depends on",))
+    assert [t.id for t in brain.tasks.dependencies(ann.id, draw.id)] == [other.id]
+    assert brain.tasks.get(ann.id, bind.id).status == "not_started"  # nothing applied
+    # A removal in the store is noticed the same way.
+    export_mission(brain, ann.id, mission.id, tmp_path)
+    brain.tasks.remove_dependency(ann.id, draw.id, other.id)
+    with pytest.raises(MissionConflictError, match="differs in: depends on"):
+        import_mission(brain, ann.id, tmp_path)
+    assert brain.tasks.dependencies(ann.id, draw.id) == ()
+
+
 def test_a_race_between_check_and_write_rolls_back_everything(brain, ann, mission, tmp_path):
     """A task changed after the conflict check but before its update: nothing of the import stays."""
     manifest, tasks_md = export_mission(brain, ann.id, mission.id, tmp_path)
@@ -155,7 +176,9 @@ def test_a_race_between_check_and_write_rolls_back_everything(brain, ann, missio
         if task_id == tasks["Print | bind"].id:
             # Another writer commits first, from another thread (its own connection).
             thread = threading.Thread(
-                target=original, args=(actor, task_id), kwargs={"version": 1, "priority": "low"}
+                target=original,
+                args=(actor, task_id),
+                kwargs={"version": tasks["Print | bind"].version, "priority": "low"},
             )
             thread.start()
             thread.join()
