@@ -246,3 +246,57 @@ def test_another_user_cannot_import_into_a_mission_they_cannot_see(brain, ann, m
 def test_a_missing_file_says_to_export_first(brain, ann, tmp_path):
     with pytest.raises(MissionFormatError, match="export the mission first"):
         import_mission(brain, ann.id, tmp_path / "nothing-here")
+
+
+def _set_depends_on(tasks_md, task_id, value):
+    """Set the ``depends on`` cell of a row whose cells hold no escaped pipe."""
+    lines = tasks_md.read_text().split("\n")
+    for i, line in enumerate(lines):
+        cells = line.split("|")
+        if len(cells) > 8 and cells[1].strip() == task_id:
+            cells[6] = f" {value} "
+            lines[i] = "|".join(cells)
+    tasks_md.write_text("\n".join(lines))
+
+
+def test_reversing_a_dependency_is_valid_whatever_the_row_order(brain, ann, mission, tmp_path):
+    _, tasks_md = export_mission(brain, ann.id, mission.id, tmp_path)
+    tasks = {t.title: t for t in brain.tasks.list(ann.id, mission_id=mission.id)}
+    draw, bind = tasks["Draw maps"], tasks["Print | bind"]  # bind -> draw; draw's row comes first
+    _set_depends_on(tasks_md, draw.id, bind.id)
+    _replace(tasks_md, f"| {draw.id} | two<br>lines |", "| - | two<br>lines |")
+    report = import_mission(brain, ann.id, tmp_path)
+    assert (report.dependencies_added, report.dependencies_removed) == (1, 1)
+    assert [t.id for t in brain.tasks.dependencies(ann.id, draw.id)] == [bind.id]
+    assert brain.tasks.dependencies(ann.id, bind.id) == ()
+
+
+def test_a_dependency_on_another_missions_task_round_trips(brain, ann, mission, tmp_path):
+    other = init_mission(brain, ann.id, "Other")
+    elsewhere = brain.tasks.create(ann.id, title="Elsewhere", mission_id=other.id)
+    draw = next(t for t in brain.tasks.list(ann.id, mission_id=mission.id) if t.title == "Draw maps")
+    brain.tasks.add_dependency(ann.id, draw.id, elsewhere.id)
+    manifest, _ = export_mission(brain, ann.id, mission.id, tmp_path)
+    _replace(manifest, "| status | active |", "| status | paused |")
+    report = import_mission(brain, ann.id, tmp_path)
+    assert report.mission_updated and report.updated == ()
+    assert [t.id for t in brain.tasks.dependencies(ann.id, draw.id)] == [elsewhere.id]
+    # A task the actor cannot see is still refused, with the line.
+    bob = brain.users.create(name="bob", email="bob@example.com")
+    hidden = brain.tasks.create(bob.id, title="hidden")
+    _, tasks_md = export_mission(brain, ann.id, mission.id, tmp_path)
+    _set_depends_on(tasks_md, draw.id, hidden.id)
+    with pytest.raises(MissionFormatError, match=f"depends on {hidden.id}, which is not a task you can see"):
+        import_mission(brain, ann.id, tmp_path)
+
+
+def test_a_changed_project_in_the_manifest_is_reported_not_ignored(brain, ann, mission, tmp_path):
+    manifest, _ = export_mission(brain, ann.id, mission.id, tmp_path)
+    _replace(manifest, f"| project | {mission.project_id} |", "| project | - |")
+    _replace(manifest, "| status | active |", "| status | paused |")
+    line = next(i for i, t in enumerate(manifest.read_text().split("\n"), 1) if t == "| project | - |")
+    with pytest.raises(MissionFormatError, match="between projects is not supported") as caught:
+        import_mission(brain, ann.id, tmp_path)
+    [problem] = caught.value.problems
+    assert (problem.file, problem.line) == (MANIFEST_FILE, line)
+    assert brain.missions.get(ann.id, mission.id).status == "active"

@@ -50,6 +50,8 @@ class ManifestFile:
     project_id: str | None
     goal: str | None
     milestones: tuple[Any, ...]
+    #: The line of the ``project`` row (1 when the file has none), for problems about it.
+    project_line: int = 1
 
 
 @attrs.frozen
@@ -383,6 +385,7 @@ def parse_manifest(text: str, *, file: str = MANIFEST_FILE) -> tuple[ManifestFil
             project_id=_optional(project[0]) if project else None,
             goal=goal_text or None,
             milestones=tuple(milestones),
+            project_line=project[1] if project else 1,
         ),
         [],
     )
