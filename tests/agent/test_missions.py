@@ -300,3 +300,32 @@ def test_a_changed_project_in_the_manifest_is_reported_not_ignored(brain, ann, m
     [problem] = caught.value.problems
     assert (problem.file, problem.line) == (MANIFEST_FILE, line)
     assert brain.missions.get(ann.id, mission.id).status == "active"
+
+
+def test_an_unedited_export_imports_as_no_change_whatever_the_text(brain, ann, tmp_path):
+    mission = brain.missions.create(
+        ann.id,
+        title="-",
+        goal="  indented first line\n\\back\ntwo\u2028x",
+        milestones=[{"name": "", "done": True}, " pad", "json:x", {"name": "a", "done": False, "extra": 1}],
+    )
+    texts = ["ends with newline\n", "  indented", "-", "", "use <br> tags", "a\\<br>b", "cr\rlf\r\n", "a|b\\"]
+    tasks = [
+        brain.tasks.create(ann.id, title=f"t{i}", mission_id=mission.id, description=x)
+        for i, x in enumerate(texts)
+    ]
+    tasks.append(brain.tasks.create(ann.id, title=" spaced title ", mission_id=mission.id))
+    tasks.append(brain.tasks.create(ann.id, title="-", mission_id=mission.id))
+    export_mission(brain, ann.id, mission.id, tmp_path)
+    report = import_mission(brain, ann.id, tmp_path)
+    assert (report.mission_updated, report.updated, report.created) == (False, (), ())
+    again = brain.missions.get(ann.id, mission.id)
+    assert (again.title, again.goal, again.milestones, again.version) == (
+        mission.title,
+        mission.goal,
+        mission.milestones,
+        mission.version,
+    )
+    for task in tasks:
+        now = brain.tasks.get(ann.id, task.id)
+        assert (now.title, now.description, now.version) == (task.title, task.description, task.version)

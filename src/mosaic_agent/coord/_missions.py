@@ -195,7 +195,9 @@ def export_mission(brain: Brain, actor: str, mission_id: str, directory: str | P
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        # newline="": a "\r" inside a value is kept (only "\r\n" line ends are normalised).
+        with path.open(encoding="utf-8", newline="") as handle:
+            return handle.read()
     except FileNotFoundError:
         raise MissionFormatError(
             [Problem(path.name, 0, f"{path} does not exist; export the mission first")]
