@@ -113,15 +113,41 @@ def _from_store(message: StoredMessage) -> Message:
     )
 
 
+INTERRUPTED = "error: the tool call was interrupted before it gave a result"
+
+
 def _window(messages: Sequence[Message]) -> list[Message]:
-    """The history from its first message that can start a conversation for a provider.
+    """The history as a provider accepts it: starting at a user message, every tool call answered.
 
     A window cut from a long conversation may begin with tool results whose call was cut
-    off; providers refuse those, so they are dropped.
+    off; providers refuse those, so they are dropped (the window starts at a user message,
+    a turn boundary). A turn that was interrupted (Ctrl-C, a stream consumer that stopped, a
+    tool that raised) leaves tool calls without a stored result; providers refuse those too,
+    so each gets a synthetic error result right after the calls that asked for it.
     """
-    out = list(messages)
-    while out and out[0].role in ("tool", "assistant"):
-        out.pop(0)
+    out: list[Message] = []
+    pending: dict[str, ToolCall] = {}
+
+    def answer_pending() -> None:
+        out.extend(Message.tool(c.id, INTERRUPTED, name=c.name, is_error=True) for c in pending.values())
+        pending.clear()
+
+    started = False
+    for message in messages:
+        if not started:
+            if message.role in ("tool", "assistant"):
+                continue
+            started = True
+        if message.role == "tool":
+            if message.tool_call_id in pending:
+                del pending[message.tool_call_id]
+                out.append(message)
+            continue  # a result whose call is not in the window: providers refuse it
+        answer_pending()
+        out.append(message)
+        if message.role == "assistant":
+            pending = {c.id: c for c in message.tool_calls}
+    answer_pending()
     return out
 
 
@@ -288,13 +314,13 @@ class AgentSession:
             raise SessionError("this session is closed", remediation="resume it by id to go on")
         if not text.strip():
             raise SessionError("the message is empty", remediation="say something")
-        self._append("user", text)
+        turn_start = self._user_message(text)
         specs = self._tool_specs()
         calls: list[ToolCall] = []
         usage = Usage()
         response: ChatResponse | None = None
         for step in range(1, self.max_steps + 1):
-            messages = self._prompt()
+            messages = self._prompt(turn_start)
             response = yield from self._ask(messages, specs, stream, {**self.options, **options})
             usage = Usage(
                 usage.input_tokens + response.usage.input_tokens,
@@ -364,14 +390,29 @@ class AgentSession:
         )
         return ToolResultEvent(call.id, call.name, ok, content)
 
-    def _prompt(self) -> list[Message]:
-        messages = _window(self.history())
+    def _user_message(self, text: str) -> StoredMessage:
+        """Store the turn's user message, or reuse it when a failed turn stored it with no reply."""
+        last = self.brain.conversations.messages(self.user_id, self.id, last=1)
+        if last and last[0].role == "user" and last[0].content == text:
+            return last[0]  # a retry after the provider failed: do not send the text twice
+        return self._append("user", text)
+
+    def _prompt(self, turn_start: StoredMessage | None = None) -> list[Message]:
+        stored = list(
+            self.brain.conversations.messages(self.user_id, self.id, last=min(self.history_size, 500))
+        )
+        # A turn longer than the history window still sends all of itself, from its user message.
+        while turn_start is not None and stored and stored[0].seq > turn_start.seq:
+            stored[:0] = self.brain.conversations.messages(
+                self.user_id, self.id, last=500, before=stored[0].id
+            )
+        messages = _window([_from_store(m) for m in stored])
         if self.system_prompt:
             messages.insert(0, Message.system(self.system_prompt))
         return messages
 
-    def _append(self, role: str, content: str, **kwargs: Any) -> None:
-        self.brain.conversations.append(self.user_id, self.id, role, content, **kwargs)
+    def _append(self, role: str, content: str, **kwargs: Any) -> StoredMessage:
+        return self.brain.conversations.append(self.user_id, self.id, role, content, **kwargs)
 
     @staticmethod
     def _reply(response: ChatResponse, steps: int, calls: list[ToolCall], usage: Usage, finish: str) -> Reply:

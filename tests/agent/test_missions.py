@@ -143,6 +143,27 @@ def test_a_concurrent_edit_in_the_store_is_reported_as_a_conflict_and_nothing_is
     assert brain.missions.get(ann.id, mission.id).status == "active"  # not half-applied
 
 
+def test_a_dependency_added_in_the_store_after_export_is_a_conflict_not_undone(brain, ann, mission, tmp_path):
+    _, tasks_md = export_mission(brain, ann.id, mission.id, tmp_path)
+    tasks = {t.title: t for t in brain.tasks.list(ann.id, mission_id=mission.id)}
+    draw, bind = tasks["Draw maps"], tasks["Print | bind"]
+    other = brain.tasks.create(ann.id, title="Buy ink", mission_id=mission.id)
+    brain.tasks.add_dependency(ann.id, draw.id, other.id)  # someone else, after the export
+    _replace(tasks_md, "| Print \\| bind | not_started |", "| Print \\| bind | blocked |")
+    with pytest.raises(MissionConflictError) as caught:
+        import_mission(brain, ann.id, tmp_path)
+    [conflict] = caught.value.conflicts
+    assert (conflict.id, conflict.fields) == (draw.id, ("depends on",))
+    assert [t.id for t in brain.tasks.dependencies(ann.id, draw.id)] == [other.id]
+    assert brain.tasks.get(ann.id, bind.id).status == "not_started"  # nothing applied
+    # A removal in the store is noticed the same way.
+    export_mission(brain, ann.id, mission.id, tmp_path)
+    brain.tasks.remove_dependency(ann.id, draw.id, other.id)
+    with pytest.raises(MissionConflictError, match="differs in: depends on"):
+        import_mission(brain, ann.id, tmp_path)
+    assert brain.tasks.dependencies(ann.id, draw.id) == ()
+
+
 def test_a_race_between_check_and_write_rolls_back_everything(brain, ann, mission, tmp_path):
     """A task changed after the conflict check but before its update: nothing of the import stays."""
     manifest, tasks_md = export_mission(brain, ann.id, mission.id, tmp_path)
@@ -155,7 +176,9 @@ def test_a_race_between_check_and_write_rolls_back_everything(brain, ann, missio
         if task_id == tasks["Print | bind"].id:
             # Another writer commits first, from another thread (its own connection).
             thread = threading.Thread(
-                target=original, args=(actor, task_id), kwargs={"version": 1, "priority": "low"}
+                target=original,
+                args=(actor, task_id),
+                kwargs={"version": tasks["Print | bind"].version, "priority": "low"},
             )
             thread.start()
             thread.join()
@@ -223,3 +246,86 @@ def test_another_user_cannot_import_into_a_mission_they_cannot_see(brain, ann, m
 def test_a_missing_file_says_to_export_first(brain, ann, tmp_path):
     with pytest.raises(MissionFormatError, match="export the mission first"):
         import_mission(brain, ann.id, tmp_path / "nothing-here")
+
+
+def _set_depends_on(tasks_md, task_id, value):
+    """Set the ``depends on`` cell of a row whose cells hold no escaped pipe."""
+    lines = tasks_md.read_text().split("\n")
+    for i, line in enumerate(lines):
+        cells = line.split("|")
+        if len(cells) > 8 and cells[1].strip() == task_id:
+            cells[6] = f" {value} "
+            lines[i] = "|".join(cells)
+    tasks_md.write_text("\n".join(lines))
+
+
+def test_reversing_a_dependency_is_valid_whatever_the_row_order(brain, ann, mission, tmp_path):
+    _, tasks_md = export_mission(brain, ann.id, mission.id, tmp_path)
+    tasks = {t.title: t for t in brain.tasks.list(ann.id, mission_id=mission.id)}
+    draw, bind = tasks["Draw maps"], tasks["Print | bind"]  # bind -> draw; draw's row comes first
+    _set_depends_on(tasks_md, draw.id, bind.id)
+    _replace(tasks_md, f"| {draw.id} | two<br>lines |", "| - | two<br>lines |")
+    report = import_mission(brain, ann.id, tmp_path)
+    assert (report.dependencies_added, report.dependencies_removed) == (1, 1)
+    assert [t.id for t in brain.tasks.dependencies(ann.id, draw.id)] == [bind.id]
+    assert brain.tasks.dependencies(ann.id, bind.id) == ()
+
+
+def test_a_dependency_on_another_missions_task_round_trips(brain, ann, mission, tmp_path):
+    other = init_mission(brain, ann.id, "Other")
+    elsewhere = brain.tasks.create(ann.id, title="Elsewhere", mission_id=other.id)
+    draw = next(t for t in brain.tasks.list(ann.id, mission_id=mission.id) if t.title == "Draw maps")
+    brain.tasks.add_dependency(ann.id, draw.id, elsewhere.id)
+    manifest, _ = export_mission(brain, ann.id, mission.id, tmp_path)
+    _replace(manifest, "| status | active |", "| status | paused |")
+    report = import_mission(brain, ann.id, tmp_path)
+    assert report.mission_updated and report.updated == ()
+    assert [t.id for t in brain.tasks.dependencies(ann.id, draw.id)] == [elsewhere.id]
+    # A task the actor cannot see is still refused, with the line.
+    bob = brain.users.create(name="bob", email="bob@example.com")
+    hidden = brain.tasks.create(bob.id, title="hidden")
+    _, tasks_md = export_mission(brain, ann.id, mission.id, tmp_path)
+    _set_depends_on(tasks_md, draw.id, hidden.id)
+    with pytest.raises(MissionFormatError, match=f"depends on {hidden.id}, which is not a task you can see"):
+        import_mission(brain, ann.id, tmp_path)
+
+
+def test_a_changed_project_in_the_manifest_is_reported_not_ignored(brain, ann, mission, tmp_path):
+    manifest, _ = export_mission(brain, ann.id, mission.id, tmp_path)
+    _replace(manifest, f"| project | {mission.project_id} |", "| project | - |")
+    _replace(manifest, "| status | active |", "| status | paused |")
+    line = next(i for i, t in enumerate(manifest.read_text().split("\n"), 1) if t == "| project | - |")
+    with pytest.raises(MissionFormatError, match="between projects is not supported") as caught:
+        import_mission(brain, ann.id, tmp_path)
+    [problem] = caught.value.problems
+    assert (problem.file, problem.line) == (MANIFEST_FILE, line)
+    assert brain.missions.get(ann.id, mission.id).status == "active"
+
+
+def test_an_unedited_export_imports_as_no_change_whatever_the_text(brain, ann, tmp_path):
+    mission = brain.missions.create(
+        ann.id,
+        title="-",
+        goal="  indented first line\n\\back\ntwo\u2028x",
+        milestones=[{"name": "", "done": True}, " pad", "json:x", {"name": "a", "done": False, "extra": 1}],
+    )
+    texts = ["ends with newline\n", "  indented", "-", "", "use <br> tags", "a\\<br>b", "cr\rlf\r\n", "a|b\\"]
+    tasks = [
+        brain.tasks.create(ann.id, title=f"t{i}", mission_id=mission.id, description=x)
+        for i, x in enumerate(texts)
+    ]
+    tasks.append(brain.tasks.create(ann.id, title=" spaced title ", mission_id=mission.id))
+    tasks.append(brain.tasks.create(ann.id, title="-", mission_id=mission.id))
+    export_mission(brain, ann.id, mission.id, tmp_path)
+    report = import_mission(brain, ann.id, tmp_path)
+    assert (report.mission_updated, report.updated, report.created) == (False, (), ())
+    again = brain.missions.get(ann.id, mission.id)
+    assert (again.title, again.goal, again.milestones, again.version) == (
+        mission.title,
+        mission.goal,
+        mission.milestones,
+        mission.version,
+    )
+    for task in tasks:
+        now = brain.tasks.get(ann.id, task.id)
+        assert (now.title, now.description, now.version) == (task.title, task.description, task.version)

@@ -251,3 +251,87 @@ def test_tool_call_events_carry_the_call(world, openai_server):
     assert (call.id, call.name) == ("call_pref", "memory__get_preference")
     stored_tool = next(m for m in session.history() if m.role == "tool")
     assert stored_tool.tool_call_id == "call_pref"
+
+
+class _RaisingTools:
+    """A tool set whose only tool raises (a bug in a tool, or Ctrl-C while it runs)."""
+
+    def schemas(self, allowed=None, *, style="neutral"):
+        return [{"name": "boom", "description": "raises", "parameters": {"type": "object"}}]
+
+    def call(self, name, arguments=None, *, allowed=None):
+        raise KeyboardInterrupt
+
+
+def _interrupted_result_follows_the_call(body, call_id):
+    text = str(body["messages"])
+    return call_id in text and "the tool call was interrupted" in text
+
+
+def test_a_turn_interrupted_in_a_tool_leaves_a_history_providers_accept(world, llm_server):
+    brain, ann = world["brain"], world["ann"]
+    session = AgentSession.start(brain, ann, provider_for(llm_server), model="m1", tools=_RaisingTools())
+    llm_server.push(llm_server.tool_call("boom", {}, id="call_boom"), llm_server.text("back again"))
+    with pytest.raises(KeyboardInterrupt):
+        session.send("run boom")
+    assert stored_roles(session) == ["user", "assistant"]  # the call has no stored result
+
+    assert session.send("are you there?").text == "back again"
+    body = llm_server.chat_requests[-1].body
+    assert _interrupted_result_follows_the_call(body, "call_boom")
+    if "messages" in llm_server.chat_path:  # Anthropic: the result opens the next user message
+        results = [b for m in body["messages"] for b in m["content"] if isinstance(m["content"], list)]
+        assert any(b.get("type") == "tool_result" and b.get("tool_use_id") == "call_boom" for b in results)
+    else:
+        roles = [(m["role"], m.get("tool_call_id")) for m in body["messages"]]
+        assert roles == [("user", None), ("assistant", None), ("tool", "call_boom"), ("user", None)]
+
+
+def test_a_stream_abandoned_after_the_tool_call_event_leaves_a_valid_history(world, openai_server):
+    brain, memory, ann = world["brain"], world["memory"], world["ann"]
+    tools = builtin_tools(ann, memory=memory)
+    session = AgentSession.start(brain, ann, provider_for(openai_server), model="m1", tools=tools)
+    openai_server.push(
+        openai_server.stream_tool_call("memory__recall", ['{"query": "x"}'], id="call_x"),
+        openai_server.text("fine"),
+    )
+    for event in session.stream("find x"):
+        if isinstance(event, ToolCallEvent):
+            break
+    assert stored_roles(session) == ["user", "assistant"]
+    session.send("next")
+    messages = openai_server.chat_requests[-1].body["messages"]
+    assert [(m["role"], m.get("tool_call_id")) for m in messages] == [
+        ("user", None),
+        ("assistant", None),
+        ("tool", "call_x"),
+        ("user", None),
+    ]
+    assert "interrupted" in messages[2]["content"]
+
+
+def test_a_retry_after_a_failed_provider_call_sends_the_user_text_once(world, openai_server):
+    brain, ann = world["brain"], world["ann"]
+    session = AgentSession.start(brain, ann, provider_for(openai_server), model="m1")
+    openai_server.push(openai_server.error(500), openai_server.text("ok"))
+    with pytest.raises(ms.MosaicError):
+        session.send("hello")
+    assert session.send("hello").text == "ok"
+    sent = [(m["role"], m["content"]) for m in openai_server.chat_requests[-1].body["messages"]]
+    assert sent == [("user", "hello")]
+    assert [(m.role, m.content) for m in session.history()] == [("user", "hello"), ("assistant", "ok")]
+
+
+def test_a_turn_longer_than_the_history_window_still_sends_its_user_message(world, openai_server):
+    brain, memory, ann = world["brain"], world["memory"], world["ann"]
+    tools = builtin_tools(ann, memory=memory)
+    session = AgentSession.start(brain, ann, provider_for(openai_server), model="m1", tools=tools, history=4)
+    openai_server.push(
+        openai_server.tool_call("memory__recall", {"query": "a"}, id="c1"),
+        openai_server.tool_call("memory__recall", {"query": "b"}, id="c2"),
+        openai_server.text("done"),
+    )
+    assert session.send("go").text == "done"
+    messages = openai_server.chat_requests[-1].body["messages"]
+    assert messages[0] == {"role": "user", "content": "go"}
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant", "tool"]

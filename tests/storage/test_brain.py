@@ -244,7 +244,9 @@ def test_task_dependencies_are_listed_and_cycles_refused(brain, people):
     a, b, c = (brain.tasks.create(people.ann.id, title=n) for n in "abc")
     brain.tasks.add_dependency(people.ann.id, c.id, b.id)
     brain.tasks.add_dependency(people.ann.id, b.id, a.id)
+    assert brain.tasks.get(people.ann.id, b.id).version == 2  # a dependency is part of the task
     brain.tasks.add_dependency(people.ann.id, b.id, a.id)  # idempotent
+    assert brain.tasks.get(people.ann.id, b.id).version == 2
     assert [t.id for t in brain.tasks.dependencies(people.ann.id, b.id)] == [a.id]
     with pytest.raises(ConflictError, match="cycle") as cycle:
         brain.tasks.add_dependency(people.ann.id, a.id, c.id)
@@ -257,6 +259,9 @@ def test_task_dependencies_are_listed_and_cycles_refused(brain, people):
         brain.tasks.add_dependency(people.ann.id, a.id, private.id)
     brain.tasks.remove_dependency(people.ann.id, b.id, a.id)
     assert brain.tasks.dependencies(people.ann.id, b.id) == ()
+    assert brain.tasks.get(people.ann.id, b.id).version == 3
+    brain.tasks.remove_dependency(people.ann.id, b.id, a.id)  # nothing to remove: no new version
+    assert brain.tasks.get(people.ann.id, b.id).version == 3
     brain.tasks.add_dependency(people.ann.id, a.id, c.id)
     assert [t.id for t in brain.tasks.dependencies(people.ann.id, a.id)] == [c.id]
 

@@ -50,6 +50,8 @@ class ManifestFile:
     project_id: str | None
     goal: str | None
     milestones: tuple[Any, ...]
+    #: The line of the ``project`` row (1 when the file has none), for problems about it.
+    project_line: int = 1
 
 
 @attrs.frozen
@@ -71,23 +73,51 @@ class TaskRow:
 
 
 def _cell(value: str | None) -> str:
-    if value is None or value == "":
-        return "-" if value is None else ""
-    text = value.replace("\\", "\\\\").replace("|", "\\|")
-    return text.replace("\r\n", "\n").replace("\n", "<br>")
+    """``value`` as one table cell that `_split_row` + `_uncell` read back exactly.
+
+    ``None`` is ``-`` and ``""`` an empty cell, so a literal ``-`` is written ``\\-``. Escaped:
+    ``\\``, ``|``, a literal ``<br>`` (``\\<br>``), ``\\r``; line breaks become ``<br>``; a
+    whitespace character at either end gets a backslash, since a cell's padding is stripped.
+    """
+    if value is None:
+        return "-"
+    if value == "-":
+        return "\\-"
+    text = value.replace("\\", "\\\\").replace("|", "\\|").replace("<br>", "\\<br>")
+    text = text.replace("\r", "\\r").replace("\n", "<br>")
+    if text[:1].isspace():
+        text = "\\" + text
+    if text[-1:].isspace() and not (len(text) == 2 and text[0] == "\\"):
+        text = text[:-1] + "\\" + text[-1]
+    return text
+
+
+_UNESCAPE = re.compile(r"\\(.)|<br>", re.DOTALL)
+
+
+def _unescape(match: re.Match[str]) -> str:
+    char = match.group(1)
+    if char is None:
+        return "\n"
+    return "\r" if char == "r" else char
 
 
 def _uncell(text: str) -> str:
-    text = text.replace("<br>", "\n")
-    return re.sub(r"\\(.)", r"\1", text)
+    """What `_cell` wrote (one pass, so an escaped ``<br>`` stays text)."""
+    return _UNESCAPE.sub(_unescape, text)
+
+
+def _plain(name: str) -> bool:
+    # A name the list item reads back as written; anything else is written as json.
+    return bool(name) and name.strip() == name and "\n" not in name and "\r" not in name
 
 
 def _milestone_line(item: Any) -> str:
-    if isinstance(item, str) and "\n" not in item and not item.startswith(("[", "json:")):
+    if isinstance(item, str) and _plain(item) and not item.startswith(("[", "json:")):
         return f"- {item}"
     if isinstance(item, dict) and set(item) == {"name", "done"} and isinstance(item["name"], str):
         title, done = item["name"], item["done"]
-        if "\n" not in title and isinstance(done, bool):
+        if _plain(title) and isinstance(done, bool):
             return f"- [{'x' if done else ' '}] {title}"
     return f"- json: {json.dumps(item)}"
 
@@ -179,25 +209,37 @@ def _split_row(line: str) -> list[str] | None:
         elif char == "\\":
             escaped = True
         elif char == "|":
-            cells.append("".join(current).strip())
+            cells.append(_trim(current))
             current = []
         else:
             current.append(char)
     if escaped:
         current.append("\\")
-    rest = "".join(current).strip()
+    rest = _trim(current)
     if rest:  # no closing pipe
         cells.append(rest)
     return cells
+
+
+def _trim(tokens: list[str]) -> str:
+    """A cell's text without its padding: unescaped whitespace at either end (``\\ `` stays)."""
+    start, end = 0, len(tokens)
+    while start < end and tokens[start].isspace():
+        start += 1
+    while end > start and tokens[end - 1].isspace():
+        end -= 1
+    return "".join(tokens[start:end])
 
 
 def _is_separator(cells: Sequence[str]) -> bool:
     return bool(cells) and all(re.fullmatch(r":?-{3,}:?", cell) for cell in cells)
 
 
-def _optional(text: str) -> str | None:
-    value = _uncell(text).strip()
-    return None if value in _EMPTY else value
+def _optional(text: str, *, empty: str | None = None) -> str | None:
+    """A cell that may be unset: ``-`` is ``None``, an empty cell ``empty``, ``\\-`` a literal ``-``."""
+    if text == "-":
+        return None
+    return empty if text == "" else _uncell(text)
 
 
 def _version(text: str, problems: list[Problem], file: str, line: int) -> int | None:
@@ -261,8 +303,8 @@ def parse_tasks(text: str, *, file: str = TASKS_FILE) -> tuple[list[TaskRow], li
 def _task_row(cells: dict[str, str], problems: list[Problem], file: str, line: int) -> TaskRow | None:
     before = len(problems)
     task_id = _optional(cells.get("id", ""))
-    title = _uncell(cells.get("title", "")).strip()
-    if not title:
+    title = _uncell(cells.get("title", ""))
+    if not title.strip():
         problems.append(Problem(file, line, "the title is empty"))
     status = cells.get("status", "").strip() or "not_started"
     if status not in TASK_STATUSES:
@@ -290,7 +332,7 @@ def _task_row(cells: dict[str, str], problems: list[Problem], file: str, line: i
         priority=priority,
         assignee_id=_optional(cells.get("assignee", "")),
         depends_on=depends,
-        notes=_optional(cells.get("notes", "")),
+        notes=_optional(cells.get("notes", "-"), empty=""),
         version=version,
     )
 
@@ -362,8 +404,8 @@ def parse_manifest(text: str, *, file: str = MANIFEST_FILE) -> tuple[ManifestFil
             Problem(file, status_line, f"status {status!r} is not one of: {', '.join(MISSION_STATUSES)}")
         )
     version = _version(fields["version"][0], problems, file, fields["version"][1])
-    title = _uncell(fields["title"][0]).strip()
-    if not title:
+    title = _uncell(fields["title"][0])
+    if not title.strip():
         problems.append(Problem(file, fields["title"][1], "the title is empty"))
     mission_id = _optional(fields["id"][0])
     if mission_id is None:
@@ -372,7 +414,12 @@ def parse_manifest(text: str, *, file: str = MANIFEST_FILE) -> tuple[ManifestFil
         )
     if problems or version is None or mission_id is None:
         return None, problems or [Problem(file, fields["version"][1], "the version is empty")]
-    goal_text = "\n".join(goal).strip()
+    # The blank lines around the goal are the file's; the goal's own indentation is kept.
+    while goal and not goal[0].strip():
+        goal.pop(0)
+    while goal and not goal[-1].strip():
+        goal.pop()
+    goal_text = "\n".join(goal)
     project = fields.get("project")
     return (
         ManifestFile(
@@ -383,6 +430,7 @@ def parse_manifest(text: str, *, file: str = MANIFEST_FILE) -> tuple[ManifestFil
             project_id=_optional(project[0]) if project else None,
             goal=goal_text or None,
             milestones=tuple(milestones),
+            project_line=project[1] if project else 1,
         ),
         [],
     )

@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 
 from mosaic_storage import MosaicError
-from mosaic_storage.brain import Brain, ConflictError, Mission, Task
+from mosaic_storage.brain import Brain, ConflictError, Mission, NotFound, Task
 from mosaic_storage.schema import TASK_PRIORITIES
 
 from ._markdown import (
@@ -195,13 +195,23 @@ def export_mission(brain: Brain, actor: str, mission_id: str, directory: str | P
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        # newline="": a "\r" inside a value is kept (only "\r\n" line ends are normalised).
+        with path.open(encoding="utf-8", newline="") as handle:
+            return handle.read()
     except FileNotFoundError:
         raise MissionFormatError(
             [Problem(path.name, 0, f"{path} does not exist; export the mission first")]
         ) from None
     except UnicodeDecodeError:
         raise MissionFormatError([Problem(path.name, 0, "the file is not UTF-8 text")]) from None
+
+
+def _can_see(brain: Brain, actor: str, task_id: str) -> bool:
+    try:
+        brain.tasks.get(actor, task_id)
+    except NotFound:
+        return False
+    return True
 
 
 def _mission_changes(current: Mission, manifest: ManifestFile) -> dict[str, Any]:
@@ -238,7 +248,9 @@ def import_mission(
 
     Rows with an id update that task; rows without one create a task in the mission. Tasks of
     the mission missing from the file are left as they are (listed in ``not_in_file``).
-    Dependencies are set to what the ``depends on`` column lists.
+    Dependencies are set to what the ``depends on`` column lists (any task ``actor`` can see,
+    in this mission or another); all removals are applied before any addition. The mission's
+    project cannot be changed here (a different ``project`` is reported as a problem).
 
     Raises:
         MissionFormatError: a file cannot be read as written (every problem, with file and line).
@@ -269,11 +281,21 @@ def import_mission(
                 tuple(mission_changes),
             )
         )
+    if manifest.project_id != mission.project_id:
+        problems.append(
+            Problem(
+                MANIFEST_FILE,
+                manifest.project_line,
+                f"project {manifest.project_id or '-'} is not the mission's project "
+                f"({mission.project_id or '-'}): moving a mission between projects is not supported",
+            )
+        )
+    visible: dict[str, bool] = {}
     for row in rows:
         for dep in row.depends_on:
-            if dep not in current:
+            if dep not in current and not visible.setdefault(dep, _can_see(brain, actor, dep)):
                 problems.append(
-                    Problem(TASKS_FILE, row.line, f"depends on {dep}, which is not a task of this mission")
+                    Problem(TASKS_FILE, row.line, f"depends on {dep}, which is not a task you can see")
                 )
         if row.id is None:
             continue
@@ -306,6 +328,9 @@ def import_mission(
                 mission = brain.missions.update(
                     actor, mission.id, version=manifest.version, **mission_changes
                 )
+            # Tasks first, then every removed dependency, then every added one: a file that
+            # reverses a dependency is valid whatever the order of its rows.
+            edges: list[tuple[TaskRow, str, set[str], set[str]]] = []
             for row in rows:
                 where = Problem(TASKS_FILE, row.line, "")
                 task = current.get(row.id) if row.id else None
@@ -332,11 +357,16 @@ def import_mission(
                     if changes and not dry_run:
                         brain.tasks.update(actor, task.id, version=task.version, **changes)
                     (updated if changes or before != after else unchanged).append(task.id)
-                if not dry_run:
-                    for dep in sorted(after - before):
-                        brain.tasks.add_dependency(actor, task.id, dep)
+                edges.append((row, task.id, before, after))
+            if not dry_run:
+                for row, task_id, before, after in edges:
+                    where = Problem(TASKS_FILE, row.line, "")
                     for dep in sorted(before - after):
-                        brain.tasks.remove_dependency(actor, task.id, dep)
+                        brain.tasks.remove_dependency(actor, task_id, dep)
+                for row, task_id, before, after in edges:
+                    where = Problem(TASKS_FILE, row.line, "")
+                    for dep in sorted(after - before):
+                        brain.tasks.add_dependency(actor, task_id, dep)
     except MosaicError as err:
         # Nothing of the block was kept; say which line it was about.
         problem = Problem(where.file, where.line, err.message)

@@ -535,7 +535,8 @@ class Tasks(_Owned[Task]):
     def add_dependency(self, actor: str, task_id: str, depends_on_id: str) -> None:
         """Record that ``task_id`` cannot start before ``depends_on_id`` is done.
 
-        ``actor`` must be able to change ``task_id`` and see ``depends_on_id``.
+        ``actor`` must be able to change ``task_id`` and see ``depends_on_id``. A new dependency
+        moves ``task_id`` to its next version, so an edit made from the old version is noticed.
 
         Raises:
             NotFound: either task is not visible to ``actor``.
@@ -564,17 +565,23 @@ class Tasks(_Owned[Task]):
                         id=new_id(), task_id=task_id, depends_on_id=depends_on_id, created_at=utcnow()
                     )
                 )
+                _bump(conn, task_id)
 
     def remove_dependency(self, actor: str, task_id: str, depends_on_id: str) -> None:
-        """Forget that ``task_id`` depends on ``depends_on_id`` (no error if it did not)."""
+        """Forget that ``task_id`` depends on ``depends_on_id`` (no error if it did not).
+
+        Removing one moves ``task_id`` to its next version, like `add_dependency`.
+        """
         with self._begin() as conn:
             if not exists(conn, tasks, task_id, self._writable(actor)):
                 raise deny(conn, tasks, task_id, self._visible(actor), "task")
-            conn.execute(
+            gone = conn.execute(
                 sa.delete(task_dependencies).where(
                     task_dependencies.c.task_id == task_id, task_dependencies.c.depends_on_id == depends_on_id
                 )
             )
+            if gone.rowcount:
+                _bump(conn, task_id)
 
     def dependencies(self, actor: str, task_id: str) -> tuple[Task, ...]:
         """The tasks ``task_id`` directly depends on that ``actor`` may see, oldest first.
@@ -598,6 +605,13 @@ class Tasks(_Owned[Task]):
         if found is None:
             raise not_found("task", task_id)
         return found
+
+
+def _bump(conn: Any, task_id: str) -> None:
+    """A task's dependencies are part of it: changing them moves it to its next version."""
+    conn.execute(
+        sa.update(tasks).where(tasks.c.id == task_id).values(version=tasks.c.version + 1, updated_at=utcnow())
+    )
 
 
 def _reachable(conn: Any, start: str) -> set[str]:
