@@ -241,3 +241,22 @@ def test_the_bearer_scheme_is_case_insensitive_and_the_token_exact():
     for bad in (None, b"Bearer " + TOKEN.encode()[:-1], b"Basic " + TOKEN.encode(), TOKEN.encode()):
         assert asyncio.run(call(bad))[0]["status"] == 401
     assert seen == ["http"]
+
+
+def test_oversized_arguments_are_a_tool_error_and_nothing_is_stored(world):
+    from mosaic_agent.mcp import build_server
+    from mosaic_agent.mcp._server import MAX_ARGUMENTS_CHARS
+    from mosaic_memory import open_memory
+
+    with ms.open_store(world["url"]) as store:
+        memory = open_memory(store)
+        server = build_server(Brain(store), memory, world["ann"])
+
+        async def main():
+            async with Client(server) as client:
+                return await client.call_tool("remember", {"text": "x" * (MAX_ARGUMENTS_CHARS + 1)})
+
+        result = asyncio.run(main())
+        assert result.is_error and "characters" in _text(result)
+        assert memory.insights.list(user_id=world["ann"]) == []
+        memory.close()

@@ -146,3 +146,21 @@ def test_tools_whose_names_collide_are_skipped_not_fatal(tmp_path):
         registry = ToolRegistry()
         registry.extend(bridge.tools())
         assert registry.names() == ["twins.add_note"]
+
+
+def test_an_oversized_answer_from_an_external_server_is_refused(tmp_path, monkeypatch):
+    from mosaic_agent.mcp import _bridge
+
+    monkeypatch.setattr(_bridge, "MAX_RESULT_CHARS", 100)
+    script = tmp_path / "big.py"
+    script.write_text(
+        "from mcp.server.mcpserver import MCPServer\n"
+        "server = MCPServer('big')\n"
+        "@server.tool()\ndef blob() -> str:\n    'a lot'\n    return 'y' * 5000\n"
+        "server.run('stdio')\n"
+    )
+    with McpBridge({"big": McpServerConfig("big", sys.executable, (str(script),), timeout=60)}) as bridge:
+        registry = ToolRegistry()
+        registry.extend(bridge.tools())
+        result = registry.call("big.blob", {})
+        assert not result.ok and "5000 characters" in result.content

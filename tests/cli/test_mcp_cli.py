@@ -33,3 +33,18 @@ def test_mosaic_mcp_add_records_a_server_and_mcp_tools_lists_it(mosaic, notes_se
     assert server["ok"] and "notes.add_note" in server["tools"]
     bad = mosaic("mcp", "add", "Not OK", "--config", str(config), "--", "x")
     assert bad.returncode == 2 and "not allowed" in bad.stderr
+
+
+def test_mcp_add_updates_a_symlinked_config_where_it_points(mosaic, tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    target = real / "mosaic.config.json"
+    target.write_text(json.dumps({"tier": "local"}))
+    target.chmod(0o640)
+    link = tmp_path / "mosaic.config.json"
+    link.symlink_to(target)
+    out = mosaic("mcp", "add", "notes", "--config", str(link), "--", sys.executable, "server.py")
+    assert out.returncode == 0, out.stderr
+    assert link.is_symlink()
+    assert json.loads(target.read_text())["agent"]["mcp_servers"]["notes"]["args"] == ["server.py"]
+    assert target.stat().st_mode & 0o777 == 0o640
