@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._ids import new_id
+from .._redact import redact
 from ._table import INFO_COLUMNS, TableQueue, fence, to_info, to_job
 from .protocol import (
     DEFAULT_LEASE,
@@ -86,6 +87,19 @@ class PostgresQueue(TableQueue):
         return self._conn().execute(sql, params, prepare=True)
 
     def _insert(self, jobs: list[tuple[NewJob, str]]) -> list[str]:
+        # One transaction for every chunk: a failed enqueue_many writes nothing.
+        try:
+            with self._conn().transaction():
+                return self._insert_chunks(jobs)
+        except QueueError:
+            raise
+        except Exception as err:
+            raise QueueError(
+                f"could not enqueue {len(jobs)} job(s): {type(err).__name__}: {redact(err)}",
+                remediation="nothing was enqueued; check the database (mosaic doctor) and try again",
+            ) from None
+
+    def _insert_chunks(self, jobs: list[tuple[NewJob, str]]) -> list[str]:
         ids = [new_id() for _ in jobs]
         for start in range(0, len(jobs), CHUNK):
             part = jobs[start : start + CHUNK]
@@ -124,7 +138,7 @@ class PostgresQueue(TableQueue):
             ).fetchone()
             if again is not None:
                 return job_id
-        raise RuntimeError(f"could not enqueue job with dedupe key {job.dedupe_key!r}: it kept changing")
+        raise QueueError(f"could not enqueue the job with dedupe key {job.dedupe_key!r}: it kept changing")
 
     def reserve(
         self, kinds: Sequence[str], *, lease: float = DEFAULT_LEASE, count: int = 1, wait: float = 0.0
