@@ -32,3 +32,23 @@ def test_a_failing_postgres_enqueue_many_writes_nothing(queue: JobQueue) -> None
         queue.enqueue_many(jobs)
     assert caught.value.__cause__ is None
     assert queue.stats().queued == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("delay", "5"), ("delay", True), ("max_attempts", True), ("max_attempts", 2.0)],
+)
+def test_wrongly_typed_delay_or_max_attempts_is_a_queue_error(
+    queue: JobQueue, field: str, value: object
+) -> None:
+    with pytest.raises(QueueError, match=field):
+        queue.enqueue("k", {}, **{field: value})  # type: ignore[arg-type]
+    assert queue.stats().queued + queue.stats().delayed == 0
+
+
+def test_a_redis_stream_key_of_the_wrong_type_is_a_queue_error(queue: JobQueue) -> None:
+    if queue.backend != "redis":  # type: ignore[attr-defined]
+        pytest.skip("Redis streams only")
+    queue._client.set(f"{queue.prefix}:stream:k", "not a stream")  # type: ignore[attr-defined]
+    with pytest.raises(QueueError, match="WRONGTYPE"):
+        queue.reserve(["k"])

@@ -265,7 +265,12 @@ def check_new_job(job: NewJob) -> str:
             remediation="remove it, or encode binary data (base64) before enqueueing;"
             " PostgreSQL cannot store it, so no backend accepts it",
         )
-    if job.delay is not None and (not math.isfinite(job.delay) or job.delay < 0):
+    if job.delay is not None and (
+        isinstance(job.delay, bool)
+        or not isinstance(job.delay, int | float)
+        or not math.isfinite(job.delay)
+        or job.delay < 0
+    ):
         raise QueueError(f"delay must be a number of seconds >= 0, got {job.delay!r}")
     if job.dedupe_key is not None and (
         not isinstance(job.dedupe_key, str)
@@ -276,7 +281,7 @@ def check_new_job(job: NewJob) -> str:
             f"dedupe_key must be a non-empty string of at most {MAX_DEDUPE_KEY_LENGTH} characters,"
             f" got {job.dedupe_key!r}"
         )
-    if not isinstance(job.max_attempts, int) or job.max_attempts < 1:
+    if isinstance(job.max_attempts, bool) or not isinstance(job.max_attempts, int) or job.max_attempts < 1:
         raise QueueError(f"max_attempts must be an integer >= 1, got {job.max_attempts!r}")
     return text
 

@@ -380,9 +380,13 @@ class RedisQueue:
         pipe.sadd(f"{self.prefix}:kinds", *missing)
         for kind in missing:
             pipe.xgroup_create(self._stream(kind), GROUP, id="0", mkstream=True)
-        for result in pipe.execute(raise_on_error=False):
+        try:
+            results = pipe.execute(raise_on_error=False)
+        except self._errors as err:
+            raise self._wrap(err) from None
+        for result in results:
             if isinstance(result, Exception) and "BUSYGROUP" not in str(result):
-                raise result
+                raise self._wrap(result)
         with self._lock:
             self._grouped.update(missing)
 
