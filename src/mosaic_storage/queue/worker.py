@@ -284,10 +284,11 @@ class Worker:
             finished.set()
 
     def _interrupt_handlers(self) -> None:
+        # Under the lock a thread cannot leave its handler's bookkeeping, so the exception
+        # lands in the handler or in the `finally` right after it, never in queue code.
         with self._flight_lock:
-            idents = list(self._running)
-        for ident in idents:
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(_Abort))
+            for ident in self._running:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(_Abort))
 
     def _loop(self, budget: _Budget, until_idle: bool) -> None:
         held: dict[int, Job] = {}  # this loop's jobs not yet settled
