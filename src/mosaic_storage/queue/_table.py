@@ -139,10 +139,18 @@ def clean_error(error: object) -> str:
     return text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 1] + "\u2026"
 
 
-def fence(job: Job) -> int:
-    """The attempt number a table-backed delivery carries: later deliveries have higher ones."""
+def fence(job: Job) -> tuple[int, str]:
+    """The attempt number and the reservation time a table-backed delivery carries.
+
+    A reservation sets the row's ``run_at`` to its own time (a running job is not waiting for
+    a due time), so a delivery after a release (which gives the attempt back) still differs
+    from the released one: the stale holder can no longer ack, fail or extend it.
+    """
+    attempts, sep, reserved_at = job.receipt.partition("@")
     try:
-        return int(job.receipt)
+        if not sep or not reserved_at:
+            raise ValueError(job.receipt)
+        return int(attempts), reserved_at
     except ValueError:
         raise QueueError(
             f"job {job.id} was not reserved from a table-backed queue",
@@ -158,7 +166,8 @@ def decode_payload(value: Any) -> dict[str, Any]:
 
 
 def to_job(row: Sequence[Any]) -> Job:
-    job_id, kind, payload, attempts, max_attempts, dedupe_key = row
+    job_id, kind, payload, attempts, max_attempts, dedupe_key, reserved_at = row
+    stamp = reserved_at if isinstance(reserved_at, str) else reserved_at.isoformat()
     return Job(
         id=job_id,
         kind=kind,
@@ -166,7 +175,7 @@ def to_job(row: Sequence[Any]) -> Job:
         attempt=attempts,
         max_attempts=max_attempts,
         dedupe_key=dedupe_key,
-        receipt=str(attempts),
+        receipt=f"{attempts}@{stamp}",
     )
 
 

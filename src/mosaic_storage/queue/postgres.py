@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from .._ids import new_id
+from .._redact import redact
 from ._table import INFO_COLUMNS, TableQueue, fence, to_info, to_job
 from .protocol import (
     DEFAULT_LEASE,
@@ -14,6 +16,7 @@ from .protocol import (
     JobInfo,
     JobStatus,
     NewJob,
+    QueueError,
     QueueStats,
     check_kinds,
     check_lease,
@@ -34,14 +37,15 @@ WHERE id IN (
 )
 """
 
+# run_at becomes the reservation time: half of the delivery's fence (see _table.fence).
 _RESERVE = """
 UPDATE jobs SET status = 'running', attempts = attempts + 1,
-  lease_until = now() + %s * interval '1 second', updated_at = now()
+  lease_until = now() + %s * interval '1 second', run_at = now(), updated_at = now()
 WHERE id IN (
   SELECT id FROM jobs WHERE status = 'queued' AND run_at <= now() AND kind = ANY(%s)
   ORDER BY run_at LIMIT %s FOR UPDATE SKIP LOCKED
 )
-RETURNING id, kind, payload, attempts, max_attempts, dedupe_key
+RETURNING id, kind, payload, attempts, max_attempts, dedupe_key, run_at
 """
 
 _INSERT = """
@@ -56,8 +60,8 @@ RETURNING id
 
 _ACK = """
 UPDATE jobs SET status = 'done', lease_until = NULL, dedupe_key = NULL, updated_at = now()
-FROM unnest(%s::text[], %s::int[]) AS v(i, a)
-WHERE jobs.id = v.i AND jobs.attempts = v.a AND jobs.status = 'running'
+FROM unnest(%s::text[], %s::int[], %s::timestamptz[]) AS v(i, a, r)
+WHERE jobs.id = v.i AND jobs.attempts = v.a AND jobs.run_at = v.r AND jobs.status = 'running'
 """
 
 # Data-modifying CTEs run to completion whether or not the query reads them; the acked count
@@ -65,9 +69,9 @@ WHERE jobs.id = v.i AND jobs.attempts = v.a AND jobs.status = 'running'
 _ACK_AND_RESERVE = f"""
 WITH acked AS ({_ACK.strip()} RETURNING jobs.id),
 reserved AS ({_RESERVE.strip()})
-SELECT 'ack', NULL, NULL::jsonb, count(*)::int, NULL::int, NULL FROM acked
+SELECT 'ack', NULL, NULL::jsonb, count(*)::int, NULL::int, NULL, NULL::timestamptz FROM acked
 UNION ALL
-SELECT id, kind, payload, attempts, max_attempts, dedupe_key FROM reserved
+SELECT id, kind, payload, attempts, max_attempts, dedupe_key, run_at FROM reserved
 """
 
 
@@ -83,6 +87,19 @@ class PostgresQueue(TableQueue):
         return self._conn().execute(sql, params, prepare=True)
 
     def _insert(self, jobs: list[tuple[NewJob, str]]) -> list[str]:
+        # One transaction for every chunk: a failed enqueue_many writes nothing.
+        try:
+            with self._conn().transaction():
+                return self._insert_chunks(jobs)
+        except QueueError:
+            raise
+        except Exception as err:
+            raise QueueError(
+                f"could not enqueue {len(jobs)} job(s): {type(err).__name__}: {redact(err)}",
+                remediation="nothing was enqueued; check the database (mosaic doctor) and try again",
+            ) from None
+
+    def _insert_chunks(self, jobs: list[tuple[NewJob, str]]) -> list[str]:
         ids = [new_id() for _ in jobs]
         for start in range(0, len(jobs), CHUNK):
             part = jobs[start : start + CHUNK]
@@ -121,7 +138,7 @@ class PostgresQueue(TableQueue):
             ).fetchone()
             if again is not None:
                 return job_id
-        raise RuntimeError(f"could not enqueue job with dedupe key {job.dedupe_key!r}: it kept changing")
+        raise QueueError(f"could not enqueue the job with dedupe key {job.dedupe_key!r}: it kept changing")
 
     def reserve(
         self, kinds: Sequence[str], *, lease: float = DEFAULT_LEASE, count: int = 1, wait: float = 0.0
@@ -139,7 +156,7 @@ class PostgresQueue(TableQueue):
     ) -> tuple[int, list[Job]]:
         kinds = check_kinds(kinds)
         check_lease(lease, count, wait)
-        ids, fences = [job.id for job in done], [fence(job) for job in done]
+        ids, attempts, stamps = _fences(done)
         deadline = time.monotonic() + wait
         acked = 0
         while True:
@@ -147,10 +164,12 @@ class PostgresQueue(TableQueue):
                 self._run(_EXPIRED)
             if ids:
                 # One statement, so one commit: the ack of the last job and the next reservation.
-                rows = self._run(_ACK_AND_RESERVE, (ids, fences, float(lease), kinds, count)).fetchall()
+                rows = self._run(
+                    _ACK_AND_RESERVE, (ids, attempts, stamps, float(lease), kinds, count)
+                ).fetchall()
                 acked += sum(row[3] for row in rows if row[0] == "ack")
                 rows = [row for row in rows if row[0] != "ack"]
-                ids, fences = [], []
+                ids = []
             else:
                 rows = self._run(_RESERVE, (float(lease), kinds, count)).fetchall()
             if rows or time.monotonic() >= deadline:
@@ -160,15 +179,15 @@ class PostgresQueue(TableQueue):
     def ack(self, job: Job) -> bool:
         cur = self._run(
             "UPDATE jobs SET status = 'done', lease_until = NULL, dedupe_key = NULL, updated_at = now()"
-            " WHERE id = %s AND status = 'running' AND attempts = %s",
-            (job.id, fence(job)),
+            " WHERE id = %s AND status = 'running' AND attempts = %s AND run_at = %s",
+            (job.id, *_fence(job)),
         )
         return bool(cur.rowcount)
 
     def ack_many(self, jobs: Sequence[Job]) -> int:
         if not jobs:
             return 0
-        cur = self._run(_ACK, ([job.id for job in jobs], [fence(job) for job in jobs]))
+        cur = self._run(_ACK, _fences(jobs))
         return int(cur.rowcount)
 
     def _fail(self, job: Job, error: str, status: JobStatus, delay: float) -> bool:
@@ -176,16 +195,17 @@ class PostgresQueue(TableQueue):
             "UPDATE jobs SET status = %s, run_at = now() + %s * interval '1 second', last_error = %s,"
             " lease_until = NULL, updated_at = now(),"
             " dedupe_key = CASE WHEN %s THEN NULL ELSE dedupe_key END"
-            " WHERE id = %s AND status = 'running' AND attempts = %s",
-            (status.value, delay, error, status is JobStatus.DEAD, job.id, fence(job)),
+            " WHERE id = %s AND status = 'running' AND attempts = %s AND run_at = %s",
+            (status.value, delay, error, status is JobStatus.DEAD, job.id, *_fence(job)),
         )
         return bool(cur.rowcount)
 
     def release(self, job: Job) -> bool:
         cur = self._run(
             "UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_until = NULL,"
-            " run_at = now(), updated_at = now() WHERE id = %s AND status = 'running' AND attempts = %s",
-            (job.id, fence(job)),
+            " run_at = now(), updated_at = now()"
+            " WHERE id = %s AND status = 'running' AND attempts = %s AND run_at = %s",
+            (job.id, *_fence(job)),
         )
         return bool(cur.rowcount)
 
@@ -193,8 +213,9 @@ class PostgresQueue(TableQueue):
         check_lease(lease, 1, 0.0)
         cur = self._run(
             "UPDATE jobs SET lease_until = now() + %s * interval '1 second', updated_at = now()"
-            " WHERE id = %s AND status = 'running' AND attempts = %s AND lease_until >= now()",
-            (float(lease), job.id, fence(job)),
+            " WHERE id = %s AND status = 'running' AND attempts = %s AND run_at = %s"
+            " AND lease_until >= now()",
+            (float(lease), job.id, *_fence(job)),
         )
         return bool(cur.rowcount)
 
@@ -258,3 +279,19 @@ def _filters(status: JobStatus | None, kind: str | None) -> tuple[str, list[Any]
         clauses.append("kind = %s")
         params.append(kind)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _fence(job: Job) -> tuple[int, dt.datetime]:
+    attempts, reserved_at = fence(job)
+    try:
+        return attempts, dt.datetime.fromisoformat(reserved_at)
+    except ValueError:
+        raise QueueError(
+            f"job {job.id} was not reserved from a PostgreSQL queue",
+            remediation="ack or fail a job on the queue it was reserved from",
+        ) from None
+
+
+def _fences(jobs: Sequence[Job]) -> tuple[list[str], list[int], list[dt.datetime]]:
+    fences = [_fence(job) for job in jobs]
+    return [job.id for job in jobs], [f[0] for f in fences], [f[1] for f in fences]

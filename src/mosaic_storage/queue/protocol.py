@@ -259,7 +259,18 @@ def check_new_job(job: NewJob) -> str:
             f"the payload of a {job.kind!r} job is not JSON: {err}",
             remediation="pass only dicts, lists, strings, numbers, booleans and None",
         ) from None
-    if job.delay is not None and (not math.isfinite(job.delay) or job.delay < 0):
+    if "\\u0000" in text and _has_nul(job.payload):
+        raise QueueError(
+            f"the payload of a {job.kind!r} job has a NUL character (\\u0000) in a string",
+            remediation="remove it, or encode binary data (base64) before enqueueing;"
+            " PostgreSQL cannot store it, so no backend accepts it",
+        )
+    if job.delay is not None and (
+        isinstance(job.delay, bool)
+        or not isinstance(job.delay, int | float)
+        or not math.isfinite(job.delay)
+        or job.delay < 0
+    ):
         raise QueueError(f"delay must be a number of seconds >= 0, got {job.delay!r}")
     if job.dedupe_key is not None and (
         not isinstance(job.dedupe_key, str)
@@ -270,9 +281,19 @@ def check_new_job(job: NewJob) -> str:
             f"dedupe_key must be a non-empty string of at most {MAX_DEDUPE_KEY_LENGTH} characters,"
             f" got {job.dedupe_key!r}"
         )
-    if not isinstance(job.max_attempts, int) or job.max_attempts < 1:
+    if isinstance(job.max_attempts, bool) or not isinstance(job.max_attempts, int) or job.max_attempts < 1:
         raise QueueError(f"max_attempts must be an integer >= 1, got {job.max_attempts!r}")
     return text
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def check_lease(lease: float, count: int, wait: float) -> None:

@@ -165,34 +165,42 @@ return n
 """
 )
 
-# ARGV: prefix, group, kind, entry id, job id, payload, meta, dedupe, error, delay_ms, dead
+# ARGV: prefix, group, kind, entry id, job id, meta, dedupe, error, delay_ms, dead
+# The payload goes back as the entry holds it, not as the handler may have changed it.
 _FAIL = (
     _NOW
     + _HELPERS
     + """
-local prefix, group, kind, eid, id, payload, meta, dedupe, err = unpack(ARGV, 1, 9)
+local prefix, group, kind, eid, id, meta, dedupe, err = unpack(ARGV, 1, 8)
 local s = prefix .. ':stream:' .. kind
-if redis.call('XACK', s, group, eid) == 0 then return 0 end
+local found = redis.call('XRANGE', s, eid, eid)
+if #found == 0 or redis.call('XACK', s, group, eid) == 0 then return 0 end
+local payload = fields(found[1][2])['p']
 redis.call('XDEL', s, eid)
-if ARGV[11] == '1' then
+if ARGV[10] == '1' then
   redis.call('XADD', prefix .. ':dead', '*', 'k', kind, 'm', meta, 'p', payload, 'e', err)
   free_key(prefix, dedupe, id)
   return 2
 end
-redis.call('ZADD', prefix .. ':delayed', now + tonumber(ARGV[10]), cjson.encode({kind, meta, payload, err}))
+redis.call('ZADD', prefix .. ':delayed', now + tonumber(ARGV[9]), cjson.encode({kind, meta, payload, err}))
 return 1
 """
 )
 
-# ARGV: prefix, group, kind, entry id, payload, meta
-_RELEASE = """
-local prefix, group, kind, eid, payload, meta = unpack(ARGV, 1, 6)
+# ARGV: prefix, group, kind, entry id, meta
+_RELEASE = (
+    _HELPERS
+    + """
+local prefix, group, kind, eid, meta = unpack(ARGV, 1, 5)
 local s = prefix .. ':stream:' .. kind
-if redis.call('XACK', s, group, eid) == 0 then return 0 end
+local found = redis.call('XRANGE', s, eid, eid)
+if #found == 0 or redis.call('XACK', s, group, eid) == 0 then return 0 end
+local payload = fields(found[1][2])['p']
 redis.call('XDEL', s, eid)
 redis.call('XADD', s, '*', 'm', meta, 'p', payload)
 return 1
 """
+)
 
 # ARGV: prefix, dead entry id
 _REVIVE = (
@@ -372,9 +380,13 @@ class RedisQueue:
         pipe.sadd(f"{self.prefix}:kinds", *missing)
         for kind in missing:
             pipe.xgroup_create(self._stream(kind), GROUP, id="0", mkstream=True)
-        for result in pipe.execute(raise_on_error=False):
+        try:
+            results = pipe.execute(raise_on_error=False)
+        except self._errors as err:
+            raise self._wrap(err) from None
+        for result in results:
             if isinstance(result, Exception) and "BUSYGROUP" not in str(result):
-                raise result
+                raise self._wrap(result)
         with self._lock:
             self._grouped.update(missing)
 
@@ -523,7 +535,6 @@ class RedisQueue:
                     job.kind,
                     job.receipt,
                     job.id,
-                    json.dumps(job.payload, separators=(",", ":")),
                     _meta(job.attempt, job.max_attempts, job.id, job.dedupe_key),
                     job.dedupe_key or "",
                     clean_error(error),
@@ -543,7 +554,6 @@ class RedisQueue:
                     GROUP,
                     job.kind,
                     job.receipt,
-                    json.dumps(job.payload, separators=(",", ":")),
                     _meta(job.attempt - 1, job.max_attempts, job.id, job.dedupe_key),
                 ]
             )

@@ -36,18 +36,18 @@ WHERE status = 'running' AND lease_until < :now
 # A job without a dedupe key leaves that column (and its unique index) alone.
 _ACK = (
     "UPDATE jobs SET status = 'done', lease_until = NULL, updated_at = ?"
-    " WHERE id = ? AND status = 'running' AND attempts = ?"
+    " WHERE id = ? AND status = 'running' AND attempts = ? AND run_at = ?"
 )
 _ACK_DEDUPED = (
     "UPDATE jobs SET status = 'done', lease_until = NULL, dedupe_key = NULL, updated_at = ?"
-    " WHERE id = ? AND status = 'running' AND attempts = ?"
+    " WHERE id = ? AND status = 'running' AND attempts = ? AND run_at = ?"
 )
 
 
 def _acks(cur: Any, now_ts: str, jobs: Sequence[Job]) -> int:
     n = 0
     for sql, deduped in ((_ACK, False), (_ACK_DEDUPED, True)):
-        rows = [(now_ts, job.id, fence(job)) for job in jobs if (job.dedupe_key is not None) is deduped]
+        rows = [(now_ts, job.id, *fence(job)) for job in jobs if (job.dedupe_key is not None) is deduped]
         if len(rows) == 1:
             n += cur.execute(sql, rows[0]).rowcount
         elif rows:
@@ -172,12 +172,13 @@ class SQLiteQueue(TableQueue):
                 lease_ts = _ts(now + dt.timedelta(seconds=lease))
                 rows = cur.execute(pick, (now_ts, *kinds, count)).fetchall()
                 if rows:
+                    # run_at becomes the reservation time: half of the delivery's fence.
                     cur.execute(
                         "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = ?,"
-                        f" updated_at = ? WHERE id IN ({', '.join('?' for _ in rows)})",
+                        f" run_at = ?2, updated_at = ?2 WHERE id IN ({', '.join('?' for _ in rows)})",
                         (lease_ts, now_ts, *(row[0] for row in rows)),
                     )
-                return n, rows
+                return n, [(*row, now_ts) for row in rows]
 
             n, rows = self._write(work)
             acked += n
@@ -203,7 +204,7 @@ class SQLiteQueue(TableQueue):
         cur = self._conn().execute(
             "UPDATE jobs SET status = ?, run_at = ?, last_error = ?, lease_until = NULL, updated_at = ?,"
             " dedupe_key = CASE WHEN ? THEN NULL ELSE dedupe_key END"
-            " WHERE id = ? AND status = 'running' AND attempts = ?",
+            " WHERE id = ? AND status = 'running' AND attempts = ? AND run_at = ?",
             (
                 status.value,
                 _ts(now + dt.timedelta(seconds=delay)),
@@ -211,7 +212,7 @@ class SQLiteQueue(TableQueue):
                 _ts(now),
                 dead,
                 job.id,
-                fence(job),
+                *fence(job),
             ),
         )
         return bool(cur.rowcount)
@@ -220,8 +221,8 @@ class SQLiteQueue(TableQueue):
         now_ts = _ts(_now())
         cur = self._conn().execute(
             "UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_until = NULL,"
-            " run_at = ?, updated_at = ? WHERE id = ? AND status = 'running' AND attempts = ?",
-            (now_ts, now_ts, job.id, fence(job)),
+            " run_at = ?, updated_at = ? WHERE id = ? AND status = 'running' AND attempts = ? AND run_at = ?",
+            (now_ts, now_ts, job.id, *fence(job)),
         )
         return bool(cur.rowcount)
 
@@ -230,8 +231,8 @@ class SQLiteQueue(TableQueue):
         now = _now()
         cur = self._conn().execute(
             "UPDATE jobs SET lease_until = ?, updated_at = ?"
-            " WHERE id = ? AND status = 'running' AND attempts = ? AND lease_until >= ?",
-            (_ts(now + dt.timedelta(seconds=lease)), _ts(now), job.id, fence(job), _ts(now)),
+            " WHERE id = ? AND status = 'running' AND attempts = ? AND run_at = ? AND lease_until >= ?",
+            (_ts(now + dt.timedelta(seconds=lease)), _ts(now), job.id, *fence(job), _ts(now)),
         )
         return bool(cur.rowcount)
 

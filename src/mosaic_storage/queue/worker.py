@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import FrameType
 from typing import Any, TypeVar
@@ -127,20 +129,31 @@ class WorkerReport:
 
 
 class _Abort(BaseException):
-    """Raised in the main thread by a second signal: release the running job and exit."""
+    """Raised by a second signal, in the main thread and in the threads running a handler:
+    stop the handler, release the job."""
+
+
+ABORT_GRACE_S = 5.0
+"""After a second signal, how long `Worker.run` waits for handler threads to stop."""
 
 
 class Worker:
     """Runs jobs from a queue with the handlers registered for their kinds.
 
     A job a handler returns from is acked; one whose handler raises is failed (retried with
-    backoff, dead after ``max_attempts``). While a handler runs, a heartbeat thread extends
-    the job's lease every ``lease / 3`` seconds, so a long job is not handed to another
-    worker; if the process dies, the heartbeat stops and the job is redelivered once its
-    lease lapses.
+    backoff, dead after ``max_attempts``). From its reservation until its ack, fail or release,
+    a heartbeat thread extends every job the worker holds (running, prefetched or done but not
+    yet acked) every ``lease / 3`` seconds, so it is not handed to another worker; if the
+    process dies, the heartbeat stops and the job is redelivered once its lease lapses.
 
-    Shutdown: the first SIGTERM/SIGINT stops taking jobs and lets the running ones finish;
-    a second one releases them (due again at once, the attempt not counted) and returns.
+    Shutdown: the first SIGTERM/SIGINT stops taking jobs and lets the running ones finish
+    (their leases still extended); a second one interrupts the handlers, releases their jobs
+    (due again at once, the attempt not counted) and returns. A handler thread that does not
+    stop within a few seconds (blocked in C code) keeps its job, which is not released: its
+    lease lapses and it runs again.
+
+    An exception outside a handler (the queue's database gone, say) stops the worker and is
+    raised from `run` once the other threads are done.
     """
 
     def __init__(
@@ -182,10 +195,15 @@ class Worker:
         self.prefetch = prefetch
         self.concurrency = concurrency
         self._stop = threading.Event()
-        self._in_flight: dict[int, Job] = {}
+        # Set only once every loop has returned and its jobs are settled: until then the
+        # heartbeat keeps their leases.
+        self._beat_stop = threading.Event()
+        self._held: dict[int, Job] = {}  # reserved and not yet acked, failed or released
+        self._running: dict[int, Job] = {}  # thread ident -> the job its handler runs
         self._flight_lock = threading.Lock()
         self._counts = {"succeeded": 0, "failed": 0, "released": 0, "lost": 0}
         self._count_lock = threading.Lock()
+        self._errors: list[BaseException] = []
         self._signals_seen = 0
         self._stopped_by: str | None = None
 
@@ -203,41 +221,80 @@ class Worker:
     ) -> WorkerReport:
         """Work until stopped (or after ``max_jobs`` jobs, or when no job is due with ``until_idle``)."""
         self._stop.clear()
+        self._beat_stop.clear()
+        self._errors = []
         self._signals_seen = 0
         self._stopped_by = None
         budget = _Budget(max_jobs)
         heartbeat = threading.Thread(target=self._heartbeat, name="mosaic-worker-heartbeat", daemon=True)
         heartbeat.start()
-        with self._signals(install_signals):
-            try:
-                if self.concurrency == 1:
-                    self._loop(budget, until_idle)
-                else:
-                    self._run_threads(budget, until_idle)
-            except _Abort:
-                self._release_in_flight()
-            finally:
-                self._stop.set()
-        heartbeat.join(timeout=5)
+        try:
+            with self._signals(install_signals):
+                try:
+                    if self.concurrency == 1:
+                        self._loop(budget, until_idle)
+                    else:
+                        self._run_threads(budget, until_idle)
+                except _Abort:
+                    pass
+                finally:
+                    self._stop.set()
+        finally:
+            self._beat_stop.set()
+            heartbeat.join(timeout=5)
+        if self._errors:
+            raise self._errors[0]
         return WorkerReport(stopped_by=self._stopped_by, **self._counts)
 
     def _run_threads(self, budget: _Budget, until_idle: bool) -> None:
+        finished = [threading.Event() for _ in range(self.concurrency)]
         threads = [
             threading.Thread(
-                target=self._loop, args=(budget, until_idle), name=f"mosaic-worker-{i}", daemon=True
+                target=self._thread_main,
+                args=(budget, until_idle, done),
+                name=f"mosaic-worker-{i}",
+                daemon=True,
             )
-            for i in range(self.concurrency)
+            for i, done in enumerate(finished)
         ]
         for thread in threads:
             thread.start()
-        # Joined with a timeout so the main thread keeps handling signals.
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(timeout=0.1)
+        try:
+            _join(finished, None)
+        except _Abort:
+            # Second signal: stop the handlers; each thread releases its own jobs once its
+            # handler is no longer running (never a job another thread still runs).
+            self._interrupt_handlers()
+            with contextlib.suppress(_Abort):  # a third signal: stop waiting
+                _join(finished, ABORT_GRACE_S)
+            alive = [t.name for t, done in zip(threads, finished, strict=True) if not done.is_set()]
+            if alive:
+                log.warning("handler threads still running, their jobs not released: %s", ", ".join(alive))
+            raise
+
+    def _thread_main(self, budget: _Budget, until_idle: bool, finished: threading.Event) -> None:
+        try:
+            self._loop(budget, until_idle)
+        except _Abort:
+            return
+        except BaseException as err:
+            self._errors.append(err)
+            self._stop.set()
+        finally:
+            finished.set()
+
+    def _interrupt_handlers(self) -> None:
+        # Under the lock a thread cannot leave its handler's bookkeeping, so the exception
+        # lands in the handler or in the `finally` right after it, never in queue code.
+        with self._flight_lock:
+            for ident in self._running:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(_Abort))
 
     def _loop(self, budget: _Budget, until_idle: bool) -> None:
+        held: dict[int, Job] = {}  # this loop's jobs not yet settled
         # Jobs whose handler returned: acked with the next reservation, in one round trip.
         done: list[Job] = []
+        failing = False
         try:
             while not self._stop.is_set():
                 want = budget.take(self.prefetch)
@@ -247,22 +304,54 @@ class Worker:
                     done, self.kinds, lease=self.lease, count=want, wait=self.poll
                 )
                 self._settle(done, acked)
+                self._let_go(held, done)
                 done = []
+                self._hold(held, jobs)
                 budget.give_back(want - len(jobs))
                 if not jobs:
                     if until_idle:
                         return
                     continue
-                for index, job in enumerate(jobs):
+                for job in jobs:
                     if self._stop.is_set():
-                        for unstarted in jobs[index:]:
-                            self._finish("released", self.queue.release(unstarted))
-                        return
+                        return  # the unstarted ones are released below
                     if self._run_one(job):
                         done.append(job)
+                    else:
+                        self._let_go(held, [job])
+        except BaseException:
+            failing = True
+            raise
         finally:
+            self._wind_up(held, done, quiet=failing)
+
+    def _wind_up(self, held: dict[int, Job], done: list[Job], *, quiet: bool) -> None:
+        """Ack the jobs whose handler returned, release the others this loop holds."""
+        try:
             if done:
                 self._settle(done, self.queue.ack_many(done))
+            self._let_go(held, done)
+            for job in list(held.values()):
+                self._finish("released", self.queue.release(job))
+                self._let_go(held, [job])
+        except Exception as err:
+            if not quiet:
+                raise
+            log.warning("could not settle the jobs of a stopping worker: %s", redact(err))
+        finally:
+            self._let_go(held, list(held.values()))
+
+    def _hold(self, held: dict[int, Job], jobs: Sequence[Job]) -> None:
+        with self._flight_lock:
+            for job in jobs:
+                held[id(job)] = job
+                self._held[id(job)] = job
+
+    def _let_go(self, held: dict[int, Job], jobs: Sequence[Job]) -> None:
+        with self._flight_lock:
+            for job in jobs:
+                held.pop(id(job), None)
+                self._held.pop(id(job), None)
 
     def _settle(self, done: list[Job], acked: int) -> None:
         with self._count_lock:
@@ -271,22 +360,19 @@ class Worker:
 
     def _run_one(self, job: Job) -> bool:
         """Run the handler; True when it returned (the job is to be acked)."""
-        key = id(job)
-        with self._flight_lock:
-            self._in_flight[key] = job
+        ident = threading.get_ident()
         try:
             handler = self.registry.get(job.kind)
             if handler is None:
                 raise QueueError(f"no handler for job kind {job.kind!r}")
-            handler(job)
-        except _Abort:
             with self._flight_lock:
-                self._in_flight.pop(key, None)
-            self._finish("released", self.queue.release(job))
-            raise
+                self._running[ident] = job
+            try:
+                handler(job)
+            finally:
+                with self._flight_lock:
+                    self._running.pop(ident, None)
         except Exception as err:
-            with self._flight_lock:
-                self._in_flight.pop(key, None)
             error = f"{type(err).__name__}: {err}"
             status = self.queue.fail(job, error)
             log.warning(
@@ -299,25 +385,17 @@ class Worker:
             )
             self._finish("failed", status is not None)
             return False
-        with self._flight_lock:
-            self._in_flight.pop(key, None)
         return True
 
     def _finish(self, outcome: str, held: bool) -> None:
         with self._count_lock:
             self._counts[outcome if held else "lost"] += 1
 
-    def _release_in_flight(self) -> None:
-        with self._flight_lock:
-            jobs, self._in_flight = list(self._in_flight.values()), {}
-        for job in jobs:
-            self._finish("released", self.queue.release(job))
-
     def _heartbeat(self) -> None:
         interval = self.lease / 3
-        while not self._stop.wait(interval):
+        while not self._beat_stop.wait(interval):
             with self._flight_lock:
-                jobs = list(self._in_flight.values())
+                jobs = list(self._held.values())
             for job in jobs:
                 try:
                     self.queue.extend(job, self.lease)
@@ -368,3 +446,13 @@ class _Budget:
         if self._left is not None and unused > 0:
             with self._lock:
                 self._left += unused
+
+
+def _join(finished: Sequence[threading.Event], timeout: float | None) -> None:
+    """Wait for the threads to set their events, in short waits so the main thread keeps
+    handling signals (``Thread.join`` interrupted by a signal can leave ``is_alive`` wrong)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for event in finished:
+        while not event.wait(0.1):
+            if deadline is not None and time.monotonic() >= deadline:
+                return
