@@ -781,6 +781,8 @@ class Insights:
         where = (INSIGHTS.c.id == insight_id, INSIGHTS.c.user_id == user_id)
         vector = None
         with self._engine.begin() as conn:
+            # The user's generation row first, as `add` takes it: one lock order, no deadlock.
+            generation = self._bump(conn, user_id)
             row = conn.execute(sa.select(INSIGHTS.c.text).where(*where).with_for_update()).one_or_none()
             if row is None:
                 raise NotFoundError(f"user {user_id!r} has no insight {insight_id!r}")
@@ -803,7 +805,6 @@ class Insights:
                     )
                 )
             )
-            generation = self._bump(conn, user_id)
             stored = conn.execute(sa.select(*_INSIGHT_COLUMNS).where(*where)).one()
         self._written(user_id, generation, upserts=([insight_id], vector) if vector is not None else None)
         return _insight(stored)
@@ -815,6 +816,8 @@ class Insights:
         now = _now()
         where = (INSIGHTS.c.id == insight_id, INSIGHTS.c.user_id == user_id)
         with self._engine.begin() as conn:
+            # The user's generation row first, as `add` takes it: one lock order, no deadlock.
+            generation = self._bump(conn, user_id)
             row = conn.execute(sa.select(INSIGHTS.c.text).where(*where).with_for_update()).one_or_none()
             if row is None:
                 return False
@@ -824,7 +827,6 @@ class Insights:
                     **self._history_row(insight_id, user_id, "delete", row.text, None, source, now)
                 )
             )
-            generation = self._bump(conn, user_id)
         self._written(user_id, generation, removals=[insight_id])
         return True
 

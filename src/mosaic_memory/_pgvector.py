@@ -146,11 +146,20 @@ class PgvectorInsights(PostgresKeywordSearch):
         return Vector(self.dim)
 
     def _candidate_rows(
-        self, conn: sa.Connection, user_id: str, conditions: Sequence[sa.ColumnElement[bool]]
+        self,
+        conn: sa.Connection,
+        user_id: str,
+        conditions: Sequence[sa.ColumnElement[bool]],
+        *,
+        fresh: bool = False,
     ) -> int:
-        """Rows the search may return, counted up to ``exact_max_rows + 1`` (a cheap, capped count)."""
+        """Rows the search may return, counted up to ``exact_max_rows + 1`` (a cheap, capped count).
+
+        Searches may use a count cached for a few seconds; a write's dedupe (``fresh``) counts
+        under its lock, since another process may have written since.
+        """
         now = time.monotonic()
-        if not conditions:
+        if not conditions and not fresh:
             with self._lock:
                 cached = self._counts.get(user_id)
             if cached is not None and now - cached[0] < COUNT_TTL_S:
@@ -258,7 +267,7 @@ class PgvectorInsights(PostgresKeywordSearch):
     def _nearest(
         self, conn: sa.Connection, user_id: str, vectors: Matrix, generation: int, threshold: float
     ) -> list[tuple[str, float] | None]:
-        matching = self._candidate_rows(conn, user_id, ())
+        matching = self._candidate_rows(conn, user_id, (), fresh=True)
         if matching == 0:
             return [None] * len(vectors)
         if matching <= DEDUPE_EXACT_MAX_ROWS:

@@ -145,3 +145,37 @@ def test_writes_keep_the_cache_within_its_budget(sqlite_store: ms.Store) -> None
         # An evicted user is reloaded on demand, with the right answer.
         hits = mem.insights.search("u1 fact number 7", user_id="u1", mode="vector", limit=1)
         assert hits[0].text == "u1 fact number 7"
+
+
+def test_adds_racing_updates_and_deletes_of_one_user_never_deadlock(memory: Memory) -> None:
+    """`add` takes the user's generation row before any insight row; so do `update` and `delete`."""
+    user = "lock-order"
+    kept = memory.insights.add("the fact", user_id=user)
+
+    def work(i: int) -> None:
+        for n in range(15):
+            if i == 0:
+                memory.insights.add_many(["the fact"] + [f"filler {n} {j}" for j in range(10)], user_id=user)
+            elif i == 1:
+                memory.insights.update(kept, user_id=user, metadata={"n": n})
+            else:
+                extra = memory.insights.add(f"short lived {n}", user_id=user)
+                memory.insights.delete(extra, user_id=user)
+
+    _race(3, work)  # raises the first error (a deadlock would be one)
+    assert memory.insights.get(kept, user_id=user) is not None
+
+
+def test_near_duplicates_are_merged_even_right_after_another_connection_wrote(
+    migrated_store: ms.Store,
+) -> None:
+    """A count cached by one store instance must not hide rows another one wrote."""
+    user = "fresh-count"
+    with (
+        open_memory(migrated_store, dedupe_threshold=0.8) as first,
+        open_memory(migrated_store, dedupe_threshold=0.8) as second,
+    ):
+        assert first.insights.search("alarm", user_id=user) == []  # counts (and caches) 0 rows
+        stored = second.insights.add("wakes up at seven every morning", user_id=user)
+        merged = first.insights.add("wakes up at seven every morning!", user_id=user)
+        assert merged == stored and first.insights.count(user_id=user) == 1
