@@ -198,11 +198,11 @@ def summarize(
 
         settings = ms.load_config(config)
         run = next_scheduled_run(settings)
-        schedule = settings.memory.summarization.schedule
+        cron = settings.memory.summarization.schedule
         if as_json:
-            print_json({"schedule": schedule, "next_run": run.run_at.isoformat(), "kind": run.kind})
+            print_json({"schedule": cron, "next_run": run.run_at.isoformat(), "kind": run.kind})
             return
-        console.print(f"schedule {schedule!r} (UTC): next run {run.run_at.isoformat()}", highlight=False)
+        console.print(f"schedule {cron!r} (UTC): next run {run.run_at.isoformat()}", highlight=False)
         console.print("run it now with `mosaic summarize --now`", highlight=False)
         return
     with _memory(config, url) as memory:

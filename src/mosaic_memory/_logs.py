@@ -59,6 +59,8 @@ class LogEntry:
     tier: Tier
     summarized_at: dt.datetime | None
     created_at: dt.datetime
+    summary_error: str | None = None
+    """Why summarization parked this log (the summarizer failed on it alone); None otherwise."""
 
     @property
     def cursor(self) -> str:
@@ -106,6 +108,7 @@ def _entry(row: Any) -> LogEntry:
         tier=row.tier,
         summarized_at=row.summarized_at,
         created_at=row.created_at,
+        summary_error=row.summary_error,
     )
 
 
@@ -151,6 +154,7 @@ def _row(user_id: str, entry: NewLogEntry, now: dt.datetime) -> dict[str, Any]:
         "metadata": metadata,
         "tier": "hot",
         "summarized_at": None,
+        "summary_error": None,
         "created_at": created_at,
     }
 
@@ -231,6 +235,7 @@ class AgentLogs:
         category: str | None = None,
         tier: Tier | None = None,
         summarized: bool | None = None,
+        parked: bool | None = None,
         limit: int = 100,
         cursor: str | None = None,
         newest_first: bool = False,
@@ -238,7 +243,8 @@ class AgentLogs:
         """One page of the user's logs, oldest first (``newest_first`` reverses it).
 
         ``since`` is inclusive, ``until`` exclusive. ``levels`` keeps only those levels,
-        ``min_level`` those at least as severe (debug < info < warning < error). Pages are
+        ``min_level`` those at least as severe (debug < info < warning < error). ``parked``
+        keeps the logs summarization set aside (``summary_error`` set) or the others. Pages are
         keyset pages on (created_at, id): pass the page's ``next_cursor`` as ``cursor``.
         """
         _check_text(user_id, "user_id", limit=255)
@@ -264,6 +270,9 @@ class AgentLogs:
         if summarized is not None:
             column = LOGS.c.summarized_at
             where.append(column.is_not(None) if summarized else column.is_(None))
+        if parked is not None:
+            error = LOGS.c.summary_error
+            where.append(error.is_not(None) if parked else error.is_(None))
         if cursor is not None:
             at, after_id = _parse_cursor(cursor)
             # A row-value comparison: both SQLite and PostgreSQL turn it into an index range.
@@ -354,6 +363,7 @@ _COLUMNS = (
     LOGS.c.tier,
     LOGS.c.summarized_at,
     LOGS.c.created_at,
+    LOGS.c.summary_error,
 )
 
 
