@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 import attrs
 import sqlalchemy as sa
 
-from mosaic_storage import new_id, redact
+from mosaic_storage import new_id
 from mosaic_storage._types import utcnow
 from mosaic_storage.schema import TABLES
 
 from ._errors import SummarizationError
 from ._logs import _COLUMNS as LOG_COLUMNS
-from ._logs import LOGS, LogEntry, _entry
+from ._logs import LOGS, LogEntry, _entry, db_error_message
 from ._memory import check_user
 from ._records import NewInsight
 
@@ -290,7 +290,7 @@ class _Run:
             )
             return UserSummary(user_id, job_id, "failed", processed, created, message, parked)
         except BaseException as err:
-            message = redact(f"{type(err).__name__}: {err}")[:MAX_ERROR]
+            message = db_error_message(err)[:MAX_ERROR]
             self._end(job_id, "failed", message)
             if not isinstance(err, Exception):
                 raise
@@ -423,7 +423,7 @@ class _Run:
             if attempts < MAX_ATTEMPTS or not ids:
                 raise
             if len(ids) == 1:
-                self._park(user_id, job_id, batch, redact(f"{type(err).__name__}: {err}")[:MAX_ERROR])
+                self._park(user_id, job_id, batch, db_error_message(err)[:MAX_ERROR])
                 return 0, 0, 1
             totals = [0, 0, 0]
             for key in self._split(job_id, ids):
