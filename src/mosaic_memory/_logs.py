@@ -171,14 +171,23 @@ def _check_time(value: object, what: str) -> dt.datetime:
     return value
 
 
-def _has_nul(value: object) -> bool:
+def _metadata_problem(value: object) -> str | None:
+    """What JSON would store differently (a non-string key) or PostgreSQL cannot store (NUL)."""
     if isinstance(value, str):
-        return "\x00" in value
+        return "contains a NUL character (\\x00), which PostgreSQL cannot store" if "\x00" in value else None
     if isinstance(value, Mapping):
-        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"has the key {key!r:.40}: keys must be strings (JSON would store it as text)"
+            problem = _metadata_problem(key) or _metadata_problem(item)
+            if problem:
+                return problem
     if isinstance(value, list | tuple):
-        return any(_has_nul(item) for item in value)
-    return False
+        for item in value:
+            problem = _metadata_problem(item)
+            if problem:
+                return problem
+    return None
 
 
 def _row(user_id: str, entry: NewLogEntry, now: dt.datetime) -> dict[str, Any]:
@@ -201,11 +210,10 @@ def _row(user_id: str, entry: NewLogEntry, now: dt.datetime) -> dict[str, Any]:
         raise ValueError(
             f"a log entry's metadata must be JSON-serializable, without NaN or infinity: {err}"
         ) from None
-    if "\\u0000" in encoded and _has_nul(metadata):
-        raise ValueError(
-            "a log entry's metadata contains a NUL character (\\x00), which PostgreSQL cannot store; "
-            "remove it"
-        )
+    problem = _metadata_problem(metadata)
+    if problem:
+        raise ValueError(f"a log entry's metadata {problem}; fix or remove it")
+    metadata = json.loads(encoded)  # as it is stored and read back (tuples become lists)
     created_at = now if entry.created_at is None else _check_time(entry.created_at, "created_at")
     created_at = created_at.astimezone(dt.UTC)
     return {

@@ -34,6 +34,7 @@ def test_a_bad_entry_after_several_batches_writes_nothing(memory):
         ({"metadata": {"k\x00": 1}}, "metadata contains a NUL character"),
         ({"metadata": {"score": math.nan}}, "without NaN or infinity"),
         ({"metadata": {"nested": [1.0, math.inf]}}, "without NaN or infinity"),
+        ({"metadata": {"a": {1: "one"}}}, "keys must be strings"),
     ],
 )
 def test_nul_characters_and_non_finite_numbers_are_refused_on_every_backend(memory, kwargs, message):
@@ -45,6 +46,11 @@ def test_nul_characters_and_non_finite_numbers_are_refused_on_every_backend(memo
 def test_a_literal_backslash_u0000_in_metadata_is_stored(memory):
     stored = memory.logs.append("s1", "u1", "info", None, "x", {"text": "\\u0000 is an escape"})
     assert memory.logs.get(stored.id, user_id="u1").metadata == {"text": "\\u0000 is an escape"}
+
+
+def test_append_returns_metadata_as_stored(memory):
+    stored = memory.logs.append("s1", "u1", "info", None, "x", {"pair": (1, 2)})
+    assert stored.metadata == {"pair": [1, 2]} == memory.logs.get(stored.id, user_id="u1").metadata
 
 
 @pytest.mark.parametrize("user_id", ["ada\x00", " ada", "ada\n", "ada\t"])
