@@ -142,3 +142,25 @@ def test_insights_merged_across_batches_keep_every_batch_tag(memory):
     # Each batch is found by its own tag, so a rerun of either one writes nothing.
     for tag in tags:
         assert memory.insights.list(user_id="u1", filters={tag: True})
+
+
+def test_a_database_error_in_a_run_is_recorded_without_statement_or_parameters(memory):
+    seed(memory, ["I prefer tea."], user="user-xyzzy")
+
+    class DropsInsights:
+        def summarize(self, user_id, logs):
+            with memory.store.engine.begin() as conn:
+                conn.execute(
+                    sa.text(
+                        "DROP TABLE insights CASCADE"
+                        if conn.dialect.name != "sqlite"
+                        else "DROP TABLE insights"
+                    )
+                )
+            return ["The user likes tea."]
+
+    [user] = summarize_logs(memory, DropsInsights(), user_id="user-xyzzy").users
+    assert user.status == "failed" and user.error
+    [job] = summarization_jobs(memory, user_id="user-xyzzy")
+    for text in (user.error, job.error):
+        assert "xyzzy" not in text and "parameters" not in text and "SELECT" not in text.upper()
