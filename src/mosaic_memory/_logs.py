@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import base64
 import builtins
+import contextlib
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, Literal
 
 import attrs
 import sqlalchemy as sa
 
-from mosaic_storage import LogsConfig, new_id
+from mosaic_storage import LogsConfig, MosaicError, new_id, redact
 from mosaic_storage._types import utcnow
 from mosaic_storage.schema import LOG_LEVELS, LOG_TIERS, TABLES
 
@@ -59,6 +60,8 @@ class LogEntry:
     tier: Tier
     summarized_at: dt.datetime | None
     created_at: dt.datetime
+    summary_error: str | None = None
+    """Why summarization parked this log (the summarizer failed on it alone); None otherwise."""
 
     @property
     def cursor(self) -> str:
@@ -106,7 +109,34 @@ def _entry(row: Any) -> LogEntry:
         tier=row.tier,
         summarized_at=row.summarized_at,
         created_at=row.created_at,
+        summary_error=row.summary_error,
     )
+
+
+def db_error_message(err: BaseException) -> str:
+    """A database error's first line, redacted, without the statement or its parameters.
+
+    SQLAlchemy's text of a failed statement lists its parameters (log content, metadata,
+    perhaps a secret); the driver's own message is kept to its first line (PostgreSQL's
+    DETAIL and CONTEXT quote the data too).
+    """
+    if isinstance(err, sa.exc.StatementError):
+        cause = err.orig if err.orig is not None else err
+        first = (str(cause).strip().splitlines() or [""])[0]
+        return redact(f"{type(cause).__name__}: {first}")[:500]
+    return redact(f"{type(err).__name__}: {err}")
+
+
+@contextlib.contextmanager
+def _database(doing: str) -> Iterator[None]:
+    """Turn a database error into a `MosaicError` that names no statement parameter."""
+    try:
+        yield
+    except sa.exc.StatementError as err:
+        raise MosaicError(
+            f"the database refused to {doing}: {db_error_message(err)}",
+            remediation="check that the store is reachable and migrated (`mosaic migrate`)",
+        ) from None
 
 
 def _check_text(value: object, what: str, *, limit: int) -> str:
@@ -114,6 +144,18 @@ def _check_text(value: object, what: str, *, limit: int) -> str:
         raise ValueError(f"{what} must be a non-empty string, got {value!r:.60}")
     if len(value) > limit:
         raise ValueError(f"{what} is {len(value)} characters long; at most {limit} are stored")
+    if "\x00" in value:
+        raise ValueError(f"{what} contains a NUL character (\\x00), which PostgreSQL cannot store; remove it")
+    return value
+
+
+def _check_user(user_id: object) -> str:
+    value = _check_text(user_id, "user_id", limit=255)
+    if value != value.strip():
+        raise ValueError(
+            f"user_id {value!r:.60} has leading or trailing whitespace; pass the id without it "
+            "(logs of 'ada' and 'ada\\n' would be different users)"
+        )
     return value
 
 
@@ -129,18 +171,51 @@ def _check_time(value: object, what: str) -> dt.datetime:
     return value
 
 
+def _metadata_problem(value: object) -> str | None:
+    """What JSON would store differently (a non-string key) or PostgreSQL cannot store (NUL)."""
+    if isinstance(value, str):
+        return "contains a NUL character (\\x00), which PostgreSQL cannot store" if "\x00" in value else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"has the key {key!r:.40}: keys must be strings (JSON would store it as text)"
+            problem = _metadata_problem(key) or _metadata_problem(item)
+            if problem:
+                return problem
+    if isinstance(value, list | tuple):
+        for item in value:
+            problem = _metadata_problem(item)
+            if problem:
+                return problem
+    return None
+
+
 def _row(user_id: str, entry: NewLogEntry, now: dt.datetime) -> dict[str, Any]:
     _check_text(entry.session_id, "session_id", limit=255)
     if not isinstance(entry.content, str) or not entry.content:
         raise ValueError("a log entry's content must be a non-empty string")
+    if "\x00" in entry.content:
+        raise ValueError(
+            "a log entry's content contains a NUL character (\\x00), which PostgreSQL cannot store; "
+            "remove it (or escape it)"
+        )
     if entry.category is not None:
         _check_text(entry.category, "category", limit=100)
+    if entry.metadata is not None and not isinstance(entry.metadata, Mapping):
+        raise ValueError(f"a log entry's metadata must be a mapping, got {type(entry.metadata).__name__}")
     metadata = dict(entry.metadata or {})
     try:
-        json.dumps(metadata)
+        encoded = json.dumps(metadata, allow_nan=False)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"a log entry's metadata must be JSON-serializable: {err}") from None
+        raise ValueError(
+            f"a log entry's metadata must be JSON-serializable, without NaN or infinity: {err}"
+        ) from None
+    problem = _metadata_problem(metadata)
+    if problem:
+        raise ValueError(f"a log entry's metadata {problem}; fix or remove it")
+    metadata = json.loads(encoded)  # as it is stored and read back (tuples become lists)
     created_at = now if entry.created_at is None else _check_time(entry.created_at, "created_at")
+    created_at = created_at.astimezone(dt.UTC)
     return {
         "id": new_id(),
         "session_id": entry.session_id,
@@ -151,6 +226,7 @@ def _row(user_id: str, entry: NewLogEntry, now: dt.datetime) -> dict[str, Any]:
         "metadata": metadata,
         "tier": "hot",
         "summarized_at": None,
+        "summary_error": None,
         "created_at": created_at,
     }
 
@@ -190,32 +266,28 @@ class AgentLogs:
         user_id: str,
         batch_size: int = DEFAULT_LOG_BATCH,
     ) -> builtins.list[LogEntry]:
-        """Write many log lines of one user: one transaction and one statement per ``batch_size`` lines.
+        """Write many log lines of one user: one transaction, one statement per ``batch_size`` lines.
 
-        A bad entry fails its whole batch before anything of that batch is written.
+        Every entry is checked before the first is written: a bad entry (or a database error)
+        writes nothing at all.
         """
-        _check_text(user_id, "user_id", limit=255)
+        _check_user(user_id)
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        written: builtins.list[LogEntry] = []
-        batch: builtins.list[dict[str, Any]] = []
         now = utcnow()
-
-        def flush() -> None:
-            with self._engine.begin() as conn:
-                conn.execute(sa.insert(LOGS), batch)
-            written.extend(_entry(_Row(values)) for values in batch)
-            batch.clear()
-
-        for entry in entries:
+        rows: builtins.list[dict[str, Any]] = []
+        for index, entry in enumerate(entries):
             if not isinstance(entry, NewLogEntry):
                 raise TypeError(f"append_many takes NewLogEntry items, got {type(entry).__name__}")
-            batch.append(_row(user_id, entry, now))
-            if len(batch) == batch_size:
-                flush()
-        if batch:
-            flush()
-        return written
+            try:
+                rows.append(_row(user_id, entry, now))
+            except ValueError as err:
+                raise ValueError(f"entry {index}: {err}; nothing was written") from None
+        if rows:
+            with _database("write the logs"), self._engine.begin() as conn:
+                for start in range(0, len(rows), batch_size):
+                    conn.execute(sa.insert(LOGS), rows[start : start + batch_size])
+        return [_entry(_Row(values)) for values in rows]
 
     # Reading ---------------------------------------------------------------------------------
 
@@ -231,6 +303,7 @@ class AgentLogs:
         category: str | None = None,
         tier: Tier | None = None,
         summarized: bool | None = None,
+        parked: bool | None = None,
         limit: int = 100,
         cursor: str | None = None,
         newest_first: bool = False,
@@ -238,10 +311,11 @@ class AgentLogs:
         """One page of the user's logs, oldest first (``newest_first`` reverses it).
 
         ``since`` is inclusive, ``until`` exclusive. ``levels`` keeps only those levels,
-        ``min_level`` those at least as severe (debug < info < warning < error). Pages are
+        ``min_level`` those at least as severe (debug < info < warning < error). ``parked``
+        keeps the logs summarization set aside (``summary_error`` set) or the others. Pages are
         keyset pages on (created_at, id): pass the page's ``next_cursor`` as ``cursor``.
         """
-        _check_text(user_id, "user_id", limit=255)
+        _check_user(user_id)
         if not 1 <= limit <= MAX_PAGE:
             raise ValueError(f"limit must be from 1 to {MAX_PAGE}, got {limit}")
         where: builtins.list[sa.ColumnElement[bool]] = [LOGS.c.user_id == user_id]
@@ -264,6 +338,9 @@ class AgentLogs:
         if summarized is not None:
             column = LOGS.c.summarized_at
             where.append(column.is_not(None) if summarized else column.is_(None))
+        if parked is not None:
+            error = LOGS.c.summary_error
+            where.append(error.is_not(None) if parked else error.is_(None))
         if cursor is not None:
             at, after_id = _parse_cursor(cursor)
             # A row-value comparison: both SQLite and PostgreSQL turn it into an index range.
@@ -273,7 +350,7 @@ class AgentLogs:
             (LOGS.c.created_at.desc(), LOGS.c.id.desc()) if newest_first else (LOGS.c.created_at, LOGS.c.id)
         )
         statement = sa.select(*_COLUMNS).where(*where).order_by(*order).limit(limit + 1)
-        with self._engine.connect() as conn:
+        with _database("read the logs"), self._engine.connect() as conn:
             rows = conn.execute(statement).all()
         entries = tuple(_entry(row) for row in rows[:limit])
         return LogPage(entries, entries[-1].cursor if len(rows) > limit else None)
@@ -290,8 +367,8 @@ class AgentLogs:
 
     def get(self, log_id: str, *, user_id: str) -> LogEntry | None:
         """The log line, or None when the user has no log line with that id."""
-        _check_text(user_id, "user_id", limit=255)
-        with self._engine.connect() as conn:
+        _check_user(user_id)
+        with _database("read the log"), self._engine.connect() as conn:
             row = conn.execute(
                 sa.select(*_COLUMNS).where(LOGS.c.id == log_id, LOGS.c.user_id == user_id)
             ).one_or_none()
@@ -299,14 +376,14 @@ class AgentLogs:
 
     def count(self, *, user_id: str, tier: Tier | None = None, summarized: bool | None = None) -> int:
         """How many log lines the user has (in ``tier``; summarized or not)."""
-        _check_text(user_id, "user_id", limit=255)
+        _check_user(user_id)
         statement = sa.select(sa.func.count()).select_from(LOGS).where(LOGS.c.user_id == user_id)
         if tier is not None:
             statement = statement.where(LOGS.c.tier == tier)
         if summarized is not None:
             column = LOGS.c.summarized_at
             statement = statement.where(column.is_not(None) if summarized else column.is_(None))
-        with self._engine.connect() as conn:
+        with _database("count the logs"), self._engine.connect() as conn:
             return int(conn.execute(statement).scalar_one())
 
     # Admin -----------------------------------------------------------------------------------
@@ -329,7 +406,7 @@ class AgentLogs:
         if warm_after < dt.timedelta(0) or cold_after < warm_after:
             raise ValueError("ages must satisfy 0 <= warm_after <= cold_after")
         now = _check_time(now, "now") if now is not None else utcnow()
-        with self._engine.begin() as conn:
+        with _database("age the logs"), self._engine.begin() as conn:
             to_cold = conn.execute(
                 sa.update(LOGS)
                 .where(LOGS.c.tier.in_(("hot", "warm")), LOGS.c.created_at < now - cold_after)
@@ -354,6 +431,7 @@ _COLUMNS = (
     LOGS.c.tier,
     LOGS.c.summarized_at,
     LOGS.c.created_at,
+    LOGS.c.summary_error,
 )
 
 

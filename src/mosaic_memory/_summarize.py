@@ -7,7 +7,10 @@ the batch in ``metadata["summary_batch"]``), then *finished*: ``summarized_at`` 
 from hot to warm. A run that dies between those steps leaves the batch claimed; the next run
 of that user finishes the same batch first, and skips the summarizer when insights tagged
 with the batch already exist, so no insight is written twice and no log is lost.
-One run at a time per user: a ``running`` row in ``summarization_jobs`` (unique per user).
+One run at a time per user: a ``running`` row in ``summarization_jobs`` (unique per user),
+taken over only when its ``heartbeat_at`` is stale; every step checks the row is still this
+run's. A batch failing `MAX_ATTEMPTS` times is split into one-log batches and a log that
+fails alone is parked (``summary_error``), so one poison log never stops a user.
 """
 
 from __future__ import annotations
@@ -21,13 +24,13 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 import attrs
 import sqlalchemy as sa
 
-from mosaic_storage import new_id, redact
+from mosaic_storage import new_id
 from mosaic_storage._types import utcnow
 from mosaic_storage.schema import TABLES
 
 from ._errors import SummarizationError
 from ._logs import _COLUMNS as LOG_COLUMNS
-from ._logs import LOGS, LogEntry, _entry
+from ._logs import LOGS, LogEntry, _entry, db_error_message
 from ._memory import check_user
 from ._records import NewInsight
 
@@ -43,6 +46,8 @@ JOB_KIND: Final = "memory.summarize"
 BATCH_KEY: Final = "summary_batch"
 """The insight metadata key that names the log batch an insight was summarized from."""
 DEFAULT_STALE_AFTER: Final = dt.timedelta(hours=1)
+MAX_ATTEMPTS: Final = 3
+"""Failed summarizer calls of a batch before it is split into one-log batches, each tried once more."""
 MAX_ERROR: Final = 2000
 
 
@@ -134,6 +139,8 @@ class UserSummary:
     logs_processed: int
     insights_created: int
     error: str | None = None
+    logs_parked: int = 0
+    """Logs set aside because the summarizer failed on each of them alone (see ``summary_error``)."""
 
 
 @attrs.frozen
@@ -243,6 +250,10 @@ def _pending_users(engine: sa.Engine, cutoff: dt.datetime) -> builtins.list[str]
         return [str(user) for user in conn.execute(statement).scalars()]
 
 
+class _Superseded(Exception):
+    """This run's job row is no longer its ``running`` row: another run took the user over."""
+
+
 class _Run:
     def __init__(
         self,
@@ -265,24 +276,35 @@ class _Run:
             return UserSummary(
                 user_id, None, "skipped", 0, 0, "another summarization of this user is running"
             )
-        processed = created = 0
+        processed = created = parked = 0
         try:
-            for batch in self._batches(user_id):
-                logs, made = self._summarize(user_id, batch)
-                self._finish(user_id, job_id, batch, logs, made)
+            for batch in self._batches(user_id, job_id):
+                logs, made, skipped = self._batch(user_id, job_id, batch)
                 processed += logs
                 created += made
+                parked += skipped
+        except _Superseded:
+            message = (
+                f"taken over by another run: this run's heartbeat was older than {self.stale_after}; "
+                "the other run finishes its batches"
+            )
+            return UserSummary(user_id, job_id, "failed", processed, created, message, parked)
         except BaseException as err:
-            message = redact(f"{type(err).__name__}: {err}")[:MAX_ERROR]
+            message = db_error_message(err)[:MAX_ERROR]
             self._end(job_id, "failed", message)
             if not isinstance(err, Exception):
                 raise
-            return UserSummary(user_id, job_id, "failed", processed, created, message)
-        self._end(job_id, "done", None)
-        return UserSummary(user_id, job_id, "done", processed, created)
+            return UserSummary(user_id, job_id, "failed", processed, created, message, parked)
+        note = _parked_note(parked) if parked else None
+        self._end(job_id, "done", note)
+        return UserSummary(user_id, job_id, "done", processed, created, note, parked)
 
     def _start(self, user_id: str) -> str | None:
-        """Insert this run's ``running`` row for the user; None when another live run has one."""
+        """Insert this run's ``running`` row for the user; None when another live run has one.
+
+        A ``running`` row whose heartbeat (its start when it has none) is older than
+        ``stale_after`` belongs to a dead run: it is marked failed and taken over.
+        """
         now = utcnow()
         with self.engine.begin() as conn:
             conn.execute(
@@ -290,12 +312,12 @@ class _Run:
                 .where(
                     JOBS.c.user_id == user_id,
                     JOBS.c.status == "running",
-                    JOBS.c.started_at < now - self.stale_after,
+                    sa.func.coalesce(JOBS.c.heartbeat_at, JOBS.c.started_at) < now - self.stale_after,
                 )
                 .values(
                     status="failed",
                     finished_at=now,
-                    error=f"interrupted: still running after {self.stale_after}; taken over",
+                    error=f"interrupted: no heartbeat for {self.stale_after}; taken over",
                 )
             )
         job_id = new_id()
@@ -303,22 +325,38 @@ class _Run:
             with self.engine.begin() as conn:
                 conn.execute(
                     sa.insert(JOBS).values(
-                        id=job_id, user_id=user_id, status="running", started_at=now, created_at=now
+                        id=job_id,
+                        user_id=user_id,
+                        status="running",
+                        started_at=now,
+                        heartbeat_at=now,
+                        created_at=now,
                     )
                 )
         except sa.exc.IntegrityError:
             return None
         return job_id
 
+    def _beat(self, conn: sa.Connection, job_id: str) -> None:
+        """Refresh the heartbeat; `_Superseded` (the caller's transaction undone) when the row is not ours."""
+        updated = conn.execute(
+            sa.update(JOBS)
+            .where(JOBS.c.id == job_id, JOBS.c.status == "running")
+            .values(heartbeat_at=utcnow())
+        ).rowcount
+        if updated != 1:
+            raise _Superseded(job_id)
+
     def _end(self, job_id: str, status: str, error: str | None) -> None:
         with self.engine.begin() as conn:
+            # Only our own running row: a row another run took over keeps what that run wrote.
             conn.execute(
                 sa.update(JOBS)
-                .where(JOBS.c.id == job_id)
+                .where(JOBS.c.id == job_id, JOBS.c.status == "running")
                 .values(status=status, error=error, finished_at=utcnow())
             )
 
-    def _batches(self, user_id: str) -> Iterator[str]:
+    def _batches(self, user_id: str, job_id: str) -> Iterator[str]:
         """The user's batch keys: first those a dead run left claimed, then new claims until none is left."""
         with self.engine.connect() as conn:
             left = sorted(
@@ -336,14 +374,15 @@ class _Run:
         # Yielded with the connection back in the pool: each batch takes its own transactions.
         yield from left
         while True:
-            key = self._claim(user_id)
+            key = self._claim(user_id, job_id)
             if key is None:
                 return
             yield key
 
-    def _claim(self, user_id: str) -> str | None:
+    def _claim(self, user_id: str, job_id: str) -> str | None:
         key = new_id()
         with self.engine.begin() as conn:
+            self._beat(conn, job_id)
             ids = (
                 conn.execute(
                     sa.select(LOGS.c.id)
@@ -364,11 +403,82 @@ class _Run:
             conn.execute(
                 sa.update(LOGS)
                 .where(LOGS.c.id.in_(ids), LOGS.c.summarized_at.is_(None), LOGS.c.summary_batch.is_(None))
-                .values(summary_batch=key)
+                .values(summary_batch=key, summary_attempts=0)
             )
         return key
 
-    def _summarize(self, user_id: str, batch: str) -> tuple[int, int]:
+    def _batch(self, user_id: str, job_id: str, batch: str) -> tuple[int, int, int]:
+        """Summarize and finish one claimed batch: (logs summarized, new insights, logs parked).
+
+        A summarizer (or insight write) error counts an attempt of the batch and fails the
+        user's run; the next run retries the batch. After `MAX_ATTEMPTS` the batch is split
+        into one-log batches, each tried once more; a log that fails alone is parked.
+        """
+        try:
+            logs, made = self._summarize(user_id, job_id, batch)
+        except _Superseded:
+            raise
+        except Exception as err:
+            attempts, ids = self._failed(user_id, batch)
+            if attempts < MAX_ATTEMPTS or not ids:
+                raise
+            if len(ids) == 1:
+                self._park(user_id, job_id, batch, db_error_message(err)[:MAX_ERROR])
+                return 0, 0, 1
+            totals = [0, 0, 0]
+            for key in self._split(job_id, ids):
+                for i, value in enumerate(self._batch(user_id, job_id, key)):
+                    totals[i] += value
+            return totals[0], totals[1], totals[2]
+        self._finish(user_id, job_id, batch, logs, made)
+        return logs, made, 0
+
+    def _failed(self, user_id: str, batch: str) -> tuple[int, builtins.list[str]]:
+        """Count a failed attempt of the batch: (its attempts now, its log ids)."""
+        where = (LOGS.c.user_id == user_id, LOGS.c.summary_batch == batch, LOGS.c.summarized_at.is_(None))
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(LOGS).where(*where).values(summary_attempts=LOGS.c.summary_attempts + 1))
+            rows = conn.execute(
+                sa.select(LOGS.c.id, LOGS.c.summary_attempts)
+                .where(*where)
+                .order_by(LOGS.c.created_at, LOGS.c.id)
+            ).all()
+        return max((int(row.summary_attempts) for row in rows), default=0), [str(row.id) for row in rows]
+
+    def _split(self, job_id: str, ids: Sequence[str]) -> builtins.list[str]:
+        """Give each log its own batch, one failure from parking: the new batch keys, in log order."""
+        keys = [new_id() for _ in ids]
+        with self.engine.begin() as conn:
+            self._beat(conn, job_id)
+            for log_id, key in zip(ids, keys, strict=True):
+                conn.execute(
+                    sa.update(LOGS)
+                    .where(LOGS.c.id == log_id, LOGS.c.summarized_at.is_(None))
+                    .values(summary_batch=key, summary_attempts=MAX_ATTEMPTS - 1)
+                )
+        return keys
+
+    def _park(self, user_id: str, job_id: str, batch: str, error: str) -> None:
+        """Set the one-log batch aside: marked summarized with ``summary_error``, never retried."""
+        with self.engine.begin() as conn:
+            self._beat(conn, job_id)
+            conn.execute(
+                sa.update(LOGS)
+                .where(
+                    LOGS.c.user_id == user_id, LOGS.c.summary_batch == batch, LOGS.c.summarized_at.is_(None)
+                )
+                .values(summarized_at=utcnow(), summary_batch=None, summary_error=error)
+            )
+
+    def _written(self, user_id: str, batch: str) -> bool:
+        """Whether insights from the batch exist (tagged with it, merged into another or not)."""
+        insights = self.memory.insights
+        return bool(
+            insights.list(user_id=user_id, limit=1, filters={_batch_tag(batch): True})
+            or insights.list(user_id=user_id, limit=1, filters={BATCH_KEY: batch})
+        )
+
+    def _summarize(self, user_id: str, job_id: str, batch: str) -> tuple[int, int]:
         """Summarize one claimed batch unless its insights were written already: (logs, new insights)."""
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -379,12 +489,18 @@ class _Run:
                 .order_by(LOGS.c.created_at, LOGS.c.id)
             ).all()
         logs = [_entry(row) for row in rows]
-        insights = self.memory.insights
-        if not logs or insights.list(user_id=user_id, limit=1, filters={BATCH_KEY: batch}):
+        if not logs or self._written(user_id, batch):
             return len(logs), 0
         items = [_tagged(item, batch, len(logs)) for item in self.summarizer.summarize(user_id, logs)]
         if not items:
             return len(logs), 0
+        # The summarizer may have taken long: still our run (heartbeat refreshed), and no
+        # other run wrote this batch's insights meanwhile? Only then write them.
+        with self.engine.begin() as conn:
+            self._beat(conn, job_id)
+        if self._written(user_id, batch):
+            return len(logs), 0
+        insights = self.memory.insights
         before = insights.count(user_id=user_id)
         # One transaction for the whole batch: its insights are written all or not at all.
         insights.add_many(items, user_id=user_id, source="agent", dedupe=True, batch_size=len(items))
@@ -393,6 +509,8 @@ class _Run:
     def _finish(self, user_id: str, job_id: str, batch: str, logs: int, made: int) -> None:
         now = utcnow()
         with self.engine.begin() as conn:
+            # First: still our running row (else another run owns the batch; nothing is written).
+            self._beat(conn, job_id)
             conn.execute(
                 sa.update(LOGS)
                 .where(
@@ -414,12 +532,25 @@ class _Run:
             )
 
 
+def _parked_note(parked: int) -> str:
+    return (
+        f"{parked} log(s) parked: the summarizer failed {MAX_ATTEMPTS} times on their batch and "
+        "once more on each of them alone; "
+        "see their summary_error (AgentLogs.query(..., parked=True))"
+    )
+
+
+def _batch_tag(batch: str) -> str:
+    """The metadata key marking an insight as (partly) from ``batch``; merges keep every batch's key."""
+    return f"{BATCH_KEY}:{batch}"
+
+
 def _tagged(item: object, batch: str, count: int) -> NewInsight:
     if isinstance(item, str):
         item = NewInsight(item)
     if not isinstance(item, NewInsight):
         raise TypeError(f"a summarizer returns texts or NewInsight items, got {type(item).__name__}")
-    metadata = {**(item.metadata or {}), BATCH_KEY: batch, "summarized_logs": count}
+    metadata = {**(item.metadata or {}), BATCH_KEY: batch, _batch_tag(batch): True, "summarized_logs": count}
     return attrs.evolve(item, metadata=metadata)
 
 

@@ -437,6 +437,10 @@ class AgentLog(Base):
     summarized_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     #: The summarization batch that claimed this log and has not finished it yet (0004).
     summary_batch: Mapped[str | None] = mapped_column(sa.String(64))
+    #: Failed summarizer calls of the batch that claimed this log (0007).
+    summary_attempts: Mapped[int] = mapped_column(sa.Integer, default=0, server_default=sa.text("0"))
+    #: Why summarization parked this log (it failed alone, too); None for a summarized log (0007).
+    summary_error: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[dt.datetime] = _created()
 
 
@@ -478,6 +482,8 @@ class SummarizationJob(Base):
     error: Mapped[str | None] = mapped_column(sa.Text)
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: Refreshed at each claim and finish: a run is stale when this is old, not its start (0007).
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = _created()
 
 
