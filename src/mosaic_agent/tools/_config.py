@@ -71,7 +71,7 @@ def _positive(_inst: Any, attr: Any, value: float) -> None:
 class ToolsConfig:
     """Limits of the built-in tools; every field has a safe default.
 
-    Args:
+    Attributes:
         workspace_root: where ``users/<id>/`` and ``teams/<id>/`` workspaces live.
         shell_allow: the command names the shell tool may run.
         shell_timeout: seconds a shell command may run before it is killed.
