@@ -52,3 +52,33 @@ def test_a_redis_stream_key_of_the_wrong_type_is_a_queue_error(queue: JobQueue) 
     queue._client.set(f"{queue.prefix}:stream:k", "not a stream")  # type: ignore[attr-defined]
     with pytest.raises(QueueError, match="WRONGTYPE"):
         queue.reserve(["k"])
+
+
+def test_producers_with_overlapping_dedupe_keys_in_opposite_order_do_not_deadlock(queue: JobQueue) -> None:
+    import threading
+
+    keys = [f"key-{i}" for i in range(150)]
+    errors: list[BaseException] = []
+
+    def produce(ordered: list[str], round_: int, barrier: threading.Barrier) -> None:
+        try:
+            barrier.wait(timeout=30)
+            queue.enqueue_many(
+                [NewJob(f"k{round_}", {"key": k}, dedupe_key=f"{round_}-{k}") for k in ordered]
+            )
+        except BaseException as err:
+            errors.append(err)
+
+    for round_ in range(3):
+        barrier = threading.Barrier(2)
+        threads = [threading.Thread(target=produce, args=(o, round_, barrier)) for o in (keys, keys[::-1])]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    assert errors == []
+    assert queue.stats().queued == 3 * len(keys)  # each key once per round
+    # Ids come back in the order the jobs were given, whatever order the rows went in.
+    ids = queue.enqueue_many([NewJob("order", {"i": i}, dedupe_key=f"z{9 - i}") for i in range(10)])
+    by_id = {job.id: job.payload["i"] for job in queue.list_jobs(kind="order")}
+    assert [by_id[i] for i in ids] == list(range(10))

@@ -100,7 +100,22 @@ class PostgresQueue(TableQueue):
             ) from None
 
     def _insert_chunks(self, jobs: list[tuple[NewJob, str]]) -> list[str]:
-        ids = [new_id() for _ in jobs]
+        # Ids in the caller's order (jobs run oldest id first), but rows go in in dedupe-key
+        # order: two producers with overlapping keys then take the unique index's locks in the
+        # same order and cannot deadlock.
+        fresh = [new_id() for _ in jobs]
+
+        def key(i: int) -> tuple[bool, str]:
+            return (jobs[i][0].dedupe_key is None, jobs[i][0].dedupe_key or "")
+
+        order = sorted(range(len(jobs)), key=key)
+        in_order = self._insert_sorted([jobs[i] for i in order], [fresh[i] for i in order])
+        ids = [""] * len(jobs)
+        for position, index in enumerate(order):
+            ids[index] = in_order[position]
+        return ids
+
+    def _insert_sorted(self, jobs: list[tuple[NewJob, str]], ids: list[str]) -> list[str]:
         for start in range(0, len(jobs), CHUNK):
             part = jobs[start : start + CHUNK]
             part_ids = ids[start : start + CHUNK]

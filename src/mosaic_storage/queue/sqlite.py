@@ -84,13 +84,16 @@ class SQLiteQueue(TableQueue):
     def _write(self, work: Callable[[Any], T]) -> T:
         conn = self._conn()
         cur = conn.cursor()
-        cur.execute("BEGIN IMMEDIATE")
         try:
+            # BEGIN inside the try: an exception arriving anywhere (a worker's second signal
+            # while BEGIN waits for the lock, say) must not leave the transaction open.
+            cur.execute("BEGIN IMMEDIATE")
             result = work(cur)
+            cur.execute("COMMIT")
         except BaseException:
-            cur.execute("ROLLBACK")
+            if conn.in_transaction:
+                cur.execute("ROLLBACK")
             raise
-        cur.execute("COMMIT")
         return result
 
     def _insert(self, jobs: list[tuple[NewJob, str]]) -> list[str]:

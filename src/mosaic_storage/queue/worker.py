@@ -417,7 +417,11 @@ class Worker:
                     "%s: finishing the running job, then stopping (again to release it)", self._stopped_by
                 )
                 return
-            raise _Abort
+            # With threads, the main thread only waits for them: interrupt the wait, and it
+            # interrupts their handlers. Alone, only a handler is interrupted; queue calls
+            # between handlers finish (the loop stops right after), so no transaction is cut.
+            if self.concurrency > 1 or threading.get_ident() in self._running:
+                raise _Abort
 
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
