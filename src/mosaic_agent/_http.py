@@ -64,8 +64,9 @@ def is_loopback(url: str) -> bool:
     import ipaddress
     import urllib.parse
 
+    # Only the name ``localhost`` itself: ``*.localhost`` names may be resolved through DNS.
     host = (urllib.parse.urlsplit(url).hostname or "").lower()
-    if host in _LOOPBACK_HOSTS or host.endswith(".localhost"):
+    if host in _LOOPBACK_HOSTS:
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -354,9 +355,13 @@ class HttpEndpoint:
     def _post_once(self, path: str, payload: bytes) -> bytes:
         deadline = time.monotonic() + self.timeout
         request = self.client().build_request(
-            "POST", self.url(path), content=payload, headers={"Content-Type": "application/json"}
+            "POST",
+            self.url(path),
+            content=payload,
+            headers={"Content-Type": "application/json", "Accept-Encoding": "identity"},
         )
         response = self._send(path, request, deadline)
+        self._check_encoding(path, response)
         try:
             body = self._read(path, response, deadline, self.max_body)
             self._check_status(path, response, body)
@@ -369,9 +374,14 @@ class HttpEndpoint:
             "POST",
             self.url(path),
             content=payload,
-            headers={"Content-Type": "application/json", "Accept": "text/event-stream"},
+            headers={
+                "Content-Type": "application/json",
+                "Accept": "text/event-stream",
+                "Accept-Encoding": "identity",
+            },
         )
         response = self._send(path, request, time.monotonic() + self.timeout)
+        self._check_encoding(path, response)
         if not 200 <= response.status_code < 300:
             try:
                 body = self._read(path, response, time.monotonic() + self.timeout, 64 * 1024)
@@ -428,6 +438,16 @@ class HttpEndpoint:
             raise box["error"]
         response: httpx.Response = box["response"]
         return response
+
+    def _check_encoding(self, path: str, response: httpx.Response) -> None:
+        # Answers are asked for uncompressed: httpx would inflate a compressed chunk whole
+        # before the size limit sees it, so a few KB of stacked gzip could take gigabytes.
+        encoding = response.headers.get("content-encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            response.close()
+            raise self._error(
+                path, f"answered with Content-Encoding {encoding[:40]!r}; only uncompressed answers are read"
+            )
 
     def _read(self, path: str, response: httpx.Response, deadline: float, limit: int) -> bytes:
         chunks: list[bytes] = []

@@ -138,10 +138,10 @@ class Router:
                     env=env,
                     fallback_to_env=fallback_to_env,
                 )
+                # A key that cannot be a header (from the environment too) fails here.
+                providers[name] = build_provider(provider, key.reveal() if key else None)
             except CredentialError as err:
                 providers[name] = _Unusable(name, err)
-                continue
-            providers[name] = build_provider(provider, key.reveal() if key else None)
         return cls(providers, {n: p.models for n, p in agent.providers.items()}, agent.routing)
 
     def __repr__(self) -> str:

@@ -24,7 +24,8 @@ DIM_KEY = "embedding_dim"
 def embedder_from_config(config: ms.MosaicConfig) -> Embedder:
     """The embedder ``memory.embedder`` in the config names.
 
-    ``openai`` reads its key from ``MOSAIC_EMBEDDER_API_KEY`` (else ``OPENAI_API_KEY``);
+    ``openai`` reads its key from ``MOSAIC_EMBEDDER_API_KEY`` (else, for api.openai.com only,
+    ``OPENAI_API_KEY``);
     ``MOSAIC_EMBEDDER_ALLOW_INSECURE_HTTP=1`` lets it send that key over plain http://;
     ``MOSAIC_EMBEDDER_PROXY`` names a proxy (``HTTP_PROXY`` and friends are ignored).
     """
@@ -46,9 +47,15 @@ def embedder_from_config(config: ms.MosaicConfig) -> Embedder:
             )
         return MiniLMEmbedder()
     if settings.type == "openai" and settings.base_url and settings.model:
+        # OPENAI_API_KEY is OpenAI's: it goes to api.openai.com only, never to another server.
+        import urllib.parse
+
         from ._openai import EmbedderError, OpenAICompatibleEmbedder
 
-        key_var = "MOSAIC_EMBEDDER_API_KEY" if os.environ.get("MOSAIC_EMBEDDER_API_KEY") else "OPENAI_API_KEY"
+        openai_host = urllib.parse.urlsplit(settings.base_url).hostname == "api.openai.com"
+        key_var = "MOSAIC_EMBEDDER_API_KEY"
+        if not os.environ.get(key_var) and openai_host:
+            key_var = "OPENAI_API_KEY"
         api_key = os.environ.get(key_var)
         insecure = os.environ.get("MOSAIC_EMBEDDER_ALLOW_INSECURE_HTTP", "").lower() in {"1", "true", "yes"}
         try:

@@ -78,8 +78,9 @@ def _shutdown(sock: socket.socket) -> None:
 
 def is_loopback(host: str) -> bool:
     """Whether ``host`` (a name or an address) is this machine: ``localhost``, 127.0.0.0/8, ``::1``."""
+    # Only the name ``localhost`` itself: ``*.localhost`` names may be resolved through DNS.
     host = host.strip("[]").lower().rstrip(".")
-    if host in _LOOPBACK_NAMES or host.endswith(".localhost"):
+    if host in _LOOPBACK_NAMES:
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

@@ -260,3 +260,12 @@ def test_oversized_arguments_are_a_tool_error_and_nothing_is_stored(world):
         assert result.is_error and "characters" in _text(result)
         assert memory.insights.list(user_id=world["ann"]) == []
         memory.close()
+
+
+def test_a_token_with_whitespace_is_refused_before_listening():
+    from mosaic_agent.mcp import McpServeError, http_app
+
+    with pytest.raises(McpServeError, match="whitespace"):
+        http_app(None, host="0.0.0.0", token=" " * 20)  # type: ignore[arg-type]
+    with pytest.raises(McpServeError, match="whitespace"):
+        http_app(None, host="0.0.0.0", token=TOKEN + " ")  # type: ignore[arg-type]

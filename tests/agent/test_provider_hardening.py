@@ -108,13 +108,16 @@ def test_the_router_falls_back_past_a_malformed_answer():
         assert KEY not in repr([a.attempts for a in answers])
 
 
-def test_an_undecodable_body_is_a_provider_error_without_the_request(openai_server):
+def test_a_compressed_or_undecodable_body_is_a_provider_error_without_the_request(openai_server):
+    # Answers are asked for uncompressed; a compressed one (here not even valid gzip) is
+    # refused before anything is inflated, so a stacked-gzip bomb cannot take memory.
     openai_server.push(Reply(raw=b"not gzip at all", headers=(("Content-Encoding", "gzip"),)))
     with provider_for(openai_server) as provider, pytest.raises(ProviderError) as info:
         provider.chat(HI, model="m1")
-    assert "DecodingError" in str(info.value) and info.value.retryable
+    assert "Content-Encoding 'gzip'" in str(info.value)
     assert not hasattr(info.value, "request")
     assert_clean(info.value)
+    assert openai_server.chat_requests[0].headers.get("accept-encoding") == "identity"
 
 
 # --- keys as header values -------------------------------------------------------------------

@@ -314,3 +314,14 @@ def test_an_unlisted_model_named_directly_is_asked_whatever_the_tags(router, ope
     assert openai_server.chat_requests[0].body["model"] == "llama-unlisted"
     with pytest.raises(NoRouteError, match="not configured"):
         router.chat([Message.user("hi")], model="nowhere/x")
+
+
+def test_a_bad_environment_key_makes_only_its_provider_unusable(openai_server, anthropic_server):
+    """A key with a space (say) cannot be a header: that provider is passed over, the rest answer."""
+    openai_server.push(openai_server.text("from local"))
+    config = agent_config(openai_server, anthropic_server)
+    with Router.from_config(config, env={"TEST_ANTHROPIC_KEY": "bad key with spaces"}) as router:
+        answer = router.chat([Message.user("hi")], model="default")
+    assert answer.provider == "local" and answer.content == "from local"
+    assert [a.provider for a in answer.attempts] == ["claude"]
+    assert "bad key" not in repr(answer.attempts)

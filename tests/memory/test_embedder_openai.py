@@ -340,6 +340,26 @@ def test_the_config_selects_it_and_reads_the_key_from_the_environment(server, mo
     assert embedder_from_config(ms.config_from_dict({"memory": {"embedder": remote}})).dim == DIM
 
 
+def test_openai_api_key_goes_to_api_openai_com_only(server, monkeypatch):
+    """An operator's OPENAI_API_KEY must not reach a local or third-party embedding server."""
+    monkeypatch.delenv("MOSAIC_EMBEDDER_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    config = ms.config_from_dict(
+        {"memory": {"embedder": {"type": "openai", "base_url": server.url, "model": "m", "dim": DIM}}}
+    )
+    embedder_from_config(config).embed(["x"])
+    assert "Authorization" not in server.headers[0]
+
+
+def test_names_under_localhost_are_not_taken_for_this_machine():
+    from mosaic_agent._http import is_loopback as provider_loopback
+    from mosaic_memory._openai import is_loopback
+
+    assert is_loopback("localhost") and is_loopback("127.0.0.9") and is_loopback("[::1]")
+    assert not is_loopback("api.attacker.localhost")
+    assert provider_loopback("http://localhost:1/v1") and not provider_loopback("http://x.localhost/v1")
+
+
 # --- Hardening found by the security review -------------------------------------------------
 
 

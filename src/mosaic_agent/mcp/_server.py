@@ -195,6 +195,11 @@ def http_app(server: MCPServer, *, host: str, token: str | None) -> ASGIApp:
     Raises:
         McpServeError: ``host`` is not a loopback address and there is no token.
     """
+    if token is not None and (token != token.strip() or any(c.isspace() for c in token)):
+        raise McpServeError(
+            "the bearer token contains whitespace, which clients cannot send intact",
+            remediation="use a long random value (secrets.token_urlsafe(32) in Python)",
+        )
     if token is not None and len(token) < MIN_TOKEN_LENGTH:
         raise McpServeError(
             f"the bearer token is shorter than {MIN_TOKEN_LENGTH} characters",
