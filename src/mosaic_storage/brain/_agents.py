@@ -7,7 +7,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .._errors import ConflictError
 from .._ids import new_id
 from .._types import utcnow
 from ._access import agent_visible, agent_writable, agents
@@ -16,12 +15,11 @@ from ._base import (
     UNSET,
     Repository,
     changes,
-    deny,
-    exists,
     insert_owned,
     keyset,
     not_found,
     record_columns,
+    versioned_delete,
     versioned_update,
 )
 from ._records import Agent, Page, from_row
@@ -198,14 +196,12 @@ class Agents(Repository):
             ConflictError: it changed since ``version`` was read; nothing was deleted.
         """
         with self._begin() as conn:
-            writable = agent_writable(actor)
-            result = conn.execute(
-                sa.delete(agents).where(agents.c.id == agent_id, agents.c.version == version, writable)
-            )
-            if result.rowcount == 1:
-                return
-            if not exists(conn, agents, agent_id, writable):
-                raise deny(conn, agents, agent_id, agent_visible(actor), "agent")
-            raise ConflictError(
-                f"agent {agent_id} changed since version {version}", remediation="read it again and retry"
+            versioned_delete(
+                conn,
+                agents,
+                agent_id,
+                version=version,
+                writable=agent_writable(actor),
+                visible=agent_visible(actor),
+                what="agent",
             )

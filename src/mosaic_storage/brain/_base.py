@@ -192,6 +192,28 @@ def insert_where(conn: Connection, table: sa.Table, values: Mapping[str, Any], c
     return conn.execute(stmt).first() is not None
 
 
+def versioned_delete(
+    conn: Connection, table: sa.Table, record_id: str, *, version: int, writable: Any, visible: Any, what: str
+) -> None:
+    """Delete the row if ``actor`` may change it and it is still at ``version``.
+
+    Raises:
+        NotFound: not visible.
+        AccessDenied: visible but not changeable.
+        ConflictError: it changed since ``version`` was read; nothing was deleted.
+    """
+    deleted = conn.execute(
+        sa.delete(table).where(table.c.id == record_id, table.c.version == version, writable)
+    )
+    if deleted.rowcount == 1:
+        return
+    if not exists(conn, table, record_id, writable):
+        raise deny(conn, table, record_id, visible, what)
+    raise ConflictError(
+        f"{what} {record_id} changed since version {version}", remediation="read it again and retry"
+    )
+
+
 def holds(conn: Connection, condition: Any) -> bool:
     """Whether ``condition`` is true (``SELECT 1 WHERE condition``)."""
     return conn.execute(sa.select(sa.literal(1)).where(condition)).first() is not None

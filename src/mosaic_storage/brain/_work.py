@@ -39,6 +39,7 @@ from ._base import (
     not_found,
     record_columns,
     statement,
+    versioned_delete,
     versioned_update,
 )
 from ._records import InvalidValue, Mission, Page, Project, Task, from_row
@@ -85,20 +86,15 @@ class _Owned(Repository, Generic[R]):
             AccessDenied: visible but not changeable by ``actor``.
             ConflictError: it changed since ``version`` was read.
         """
-        table = self._table
         with self._begin() as conn:
-            result = conn.execute(
-                sa.delete(table).where(
-                    table.c.id == record_id, table.c.version == version, self._writable(actor)
-                )
-            )
-            if result.rowcount == 1:
-                return
-            if not exists(conn, table, record_id, self._writable(actor)):
-                raise deny(conn, table, record_id, self._visible(actor), self._what)
-            raise ConflictError(
-                f"{self._what} {record_id} changed since version {version}",
-                remediation="read it again and retry",
+            versioned_delete(
+                conn,
+                self._table,
+                record_id,
+                version=version,
+                writable=self._writable(actor),
+                visible=self._visible(actor),
+                what=self._what,
             )
 
     def _update(self, actor: str, record_id: str, version: int, values: dict[str, Any]) -> R:
