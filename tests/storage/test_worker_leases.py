@@ -44,23 +44,23 @@ def test_stop_keeps_the_heartbeat_of_the_running_job(queue: JobQueue, queue_url:
     assert (report.succeeded, report.lost) == (1, 0)  # type: ignore[attr-defined]
 
 
-@pytest.mark.xfail(
-    reason="known bug, open: with prefetch=2 another worker reserved a held job in CI runs "
-    "(sqlite, then postgres with a 1.5 s lease); see the session-2 closing note",
-    strict=False,
-)
 def test_prefetched_and_done_jobs_keep_their_lease(queue: JobQueue, queue_url: str) -> None:
     registry = HandlerRegistry()
     ran: list[int] = []
+    started = threading.Event()
 
     @registry.handler("k")
     def handle(job: Job) -> None:
         ran.append(job.payload["n"])
+        started.set()
         time.sleep(LEASE * 1.6)
 
     queue.enqueue_many([NewJob("k", {"n": n}) for n in range(2)])
     worker = Worker(queue, registry, lease=LEASE, poll=0.05, prefetch=2)
     thread, out = _in_thread(worker, max_jobs=2)
+    # Both jobs are reserved in one call before the first handler starts. (Polling before
+    # that let the other queue take a job the worker had not reserved yet.)
+    assert started.wait(10)
     with open_queue(queue_url) as other:  # type: ignore[attr-defined]
         # The second job waits past its lease behind the first, then the first waits (done,
         # not yet acked) behind the second: neither may go to another worker meanwhile.
