@@ -8,6 +8,7 @@ SQL included, is here and the same on every backend.
 from __future__ import annotations
 
 import builtins
+import functools
 import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -79,6 +80,14 @@ def _check_source(source: str) -> Source:
     if source not in SOURCES:
         raise ValueError(f"source must be 'user' or 'agent', got {source!r}")
     return source  # type: ignore[return-value]
+
+
+@functools.lru_cache(maxsize=4)
+def _upper_triangle(n: int) -> npt.NDArray[np.bool_]:
+    """The mask of an n x n matrix's diagonal and upper triangle (built once per batch size)."""
+    mask = np.triu(np.ones((n, n), dtype=np.bool_))
+    mask.flags.writeable = False
+    return mask
 
 
 def _text_hash(text: str) -> str:
@@ -599,9 +608,9 @@ class Insights:
             # Each item's most similar earlier item of the batch, all at once (lower triangle only).
             earlier_best = np.full(len(items), -1, dtype=np.intp)
             earlier_sim = np.full(len(items), -2.0, dtype=np.float32)
-            if dedupe and len(items) > 1:
+            if dedupe and threshold <= 1.0 and len(items) > 1:
                 in_batch = vectors @ vectors.T
-                in_batch[np.triu_indices(len(items))] = -2.0
+                in_batch[_upper_triangle(len(items))] = -2.0
                 earlier_best = np.argmax(in_batch, axis=1)
                 earlier_sim = in_batch[np.arange(len(items)), earlier_best]
             earlier_rows: builtins.list[int] = earlier_best.tolist()

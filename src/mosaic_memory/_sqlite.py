@@ -63,6 +63,22 @@ class SQLiteInsights(LocalVectorInsights):
         # bm25 is lower-is-better; hits carry its negation so that higher is better everywhere.
         return [(row[0], -float(row[1])) for row in conn.execute(query)]
 
+    def _insert_rows(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        # An FTS5 insert run by the per-row trigger costs as much as the row; one executemany
+        # of the batch's entries costs a fraction. So the rows take negative keys, below every
+        # existing one (the insert trigger indexes only positive keys; 0008), and are indexed
+        # here. The transaction holds SQLite's write lock (the generation bump came first), so
+        # the keys are still free when it commits.
+        lowest = conn.execute(sa.select(sa.func.min(INSIGHTS.c.search_key))).scalar_one()
+        start = min(lowest or 0, 0)
+        for key, row in enumerate(rows, 1):
+            row["search_key"] = start - key
+        super()._insert_rows(conn, rows)
+        conn.exec_driver_sql(
+            f"INSERT INTO {FTS_TABLE} (rowid, text) VALUES (?, ?)",
+            [(row["search_key"], row["text"]) for row in rows],
+        )
+
 
 class SQLiteMemory(Memory):
     """Memory on a SQLite file."""

@@ -224,6 +224,7 @@ def _sqlite_engine(url: str) -> Engine:
         if database and database != ":memory:":
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA cache_size = -32768")
         cursor.close()
 
     return engine

@@ -201,3 +201,47 @@ def test_doctor_warns_about_a_broken_keyword_index(tmp_path):
     assert probe.status is ms.ProbeStatus.WARN and probe.ok
     assert "1 insights are missing from the keyword index" in probe.detail
     assert probe.remediation == REMEDIATIONS["keyword_index"]
+
+
+RAW_INSERT = (
+    "INSERT INTO insights (id, user_id, text, source, metadata, created_at, updated_at, search_key) "
+    "VALUES ('{id}', 'u1', '{text}', 'agent', '{{}}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, NULL)"
+)
+
+
+def test_batch_adds_index_their_own_rows_and_other_writers_keep_the_triggers(sqlite_memory, sqlite_store):
+    # The library's batch insert keys its rows below every existing key and indexes them itself.
+    first = sqlite_memory.insights.add_many(["likes apple pie", "likes banana bread"], user_id="u1")
+    with sqlite_store.engine.begin() as conn:
+        # Another writer: no key (the keying trigger) and a positive key (the insert trigger).
+        conn.exec_driver_sql(RAW_INSERT.format(id="raw1", text="likes cherry tart"))
+        conn.exec_driver_sql(RAW_INSERT.format(id="raw2", text="likes damson jam").replace("NULL", "500"))
+    second = sqlite_memory.insights.add_many(["likes elderberry wine"], user_id="u1")
+    with sqlite_store.engine.connect() as conn:
+        keys = dict(conn.exec_driver_sql("SELECT id, search_key FROM insights").all())
+    assert [keys[i] for i in first + second] == [-1, -2, -3]
+    assert keys["raw1"] >= 0 and keys["raw2"] == 500
+    for word, iid in zip(
+        ["apple", "banana", "cherry", "damson", "elderberry"], [*first, "raw1", "raw2", *second], strict=True
+    ):
+        assert [h.id for h in sqlite_memory.insights.search(word, user_id="u1", mode="keyword")] == [iid]
+    report = check_keyword_index(sqlite_store)
+    assert report.ok and report.insights == report.indexed == 5
+
+
+def test_the_batch_key_migration_round_trips(sqlite_store):
+    ms.upgrade(sqlite_store, "0007")
+    with sqlite_store.engine.begin() as conn:
+        conn.exec_driver_sql(RAW_INSERT.format(id="old", text="likes apple pie"))
+    ms.upgrade(sqlite_store)
+    with open_memory(sqlite_store) as memory:
+        new = memory.insights.add("likes banana bread", user_id="u1")
+    assert check_keyword_index(sqlite_store).ok
+    ms.downgrade(sqlite_store, "0007")
+    with sqlite_store.engine.begin() as conn:  # the old trigger indexes a negative key too
+        conn.exec_driver_sql(RAW_INSERT.format(id="neg", text="likes cherry tart").replace("NULL", "-50"))
+    ms.upgrade(sqlite_store)
+    assert check_keyword_index(sqlite_store).ok
+    with open_memory(sqlite_store) as memory:
+        for word, iid in [("apple", "old"), ("banana", new), ("cherry", "neg")]:
+            assert [h.id for h in memory.insights.search(word, user_id="u1", mode="keyword")] == [iid]
