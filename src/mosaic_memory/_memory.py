@@ -20,6 +20,7 @@ import numpy.typing as npt
 import sqlalchemy as sa
 
 from mosaic_storage import AccessDenied, ConflictError, new_id
+from mosaic_storage._store import run_read
 from mosaic_storage.schema import TABLES
 
 from ._embedders import Embedder, HashingEmbedder, normalize_rows
@@ -930,12 +931,14 @@ class Insights:
             raise ValueError("limit must be at least 1")
         conditions = compile_filters(filters)
         pool = max(50, limit * 5) if mode == "hybrid" else limit
-        with self._engine.begin() as conn:
+        # Embedded before the read: a retry of the read on a fresh connection does not embed again.
+        query_vector = self._vectors([query], [vector])[0] if mode != "keyword" else None
+
+        def read(conn: sa.Connection) -> tuple[dict[str, Any], builtins.list[Any]]:
             by_vector: Candidates = []
             by_keyword: Candidates = []
             prefetched: dict[str, Any] = {}
-            if mode != "keyword":
-                query_vector = self._vectors([query], [vector])[0]
+            if query_vector is not None:
                 by_vector, prefetched = self._vector_search(
                     conn, user_id, query_vector, pool, conditions, with_rows=mode == "vector"
                 )
@@ -957,7 +960,10 @@ class Insights:
                     for row in conn.execute(sa.select(*_INSIGHT_COLUMNS).where(INSIGHTS.c.id.in_(missing)))
                 )
             # The user check is kept, in Python, as a second line of defence.
-            rows = {id_: row for id_, row in rows.items() if row.user_id == user_id}
+            return {id_: row for id_, row in rows.items() if row.user_id == user_id}, ranked
+
+        # One transaction, without the checkout ping (a dead pooled connection is retried once).
+        rows, ranked = run_read(self._engine, read, transaction=True)
         return [
             InsightHit(
                 id=id_,

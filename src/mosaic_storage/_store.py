@@ -281,12 +281,14 @@ def _ping_on_checkout(engine: Engine) -> None:
             raise
 
 
-def run_read(engine: Engine, read: Callable[[sa.Connection], T]) -> T:
+def run_read(engine: Engine, read: Callable[[sa.Connection], T], *, transaction: bool = False) -> T:
     """Run ``read`` (statements that only read) on a pooled connection, in one round trip each.
 
     On PostgreSQL the connection runs in autocommit, so no ``BEGIN``/``ROLLBACK`` pair wraps
     the statements, and it leaves the pool without the pre-ping. Each statement still sees one
-    consistent snapshot (READ COMMITTED gives a multi-statement transaction no more). If the
+    consistent snapshot (READ COMMITTED gives a multi-statement transaction no more). With
+    ``transaction=True`` the statements run in one transaction instead (for ``SET LOCAL``,
+    which also keeps them on one server connection behind a transaction-pooling proxy). If the
     server closed the connection, SQLAlchemy invalidates it and the pool's older connections,
     and ``read`` runs once more on a fresh one; a second failure is raised.
     """
@@ -299,6 +301,9 @@ def run_read(engine: Engine, read: Callable[[sa.Connection], T]) -> T:
             _PING_SKIPPED.reset(token)
         try:
             with conn:
+                if transaction:
+                    with conn.begin():
+                        return read(conn)
                 if postgres:
                     conn.execution_options(isolation_level="AUTOCOMMIT")
                 return read(conn)

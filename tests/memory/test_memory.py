@@ -274,6 +274,19 @@ def test_search_modes_rank_the_matching_insight_first(memory, sample):
     assert len(vector) == 5 and vector[0].keyword_score is None
 
 
+def test_every_search_path_returns_the_stored_record(memory, sample):
+    # Vector searches without filters take a driver-level path on pgvector; with a filter they
+    # go through SQLAlchemy. Both must give what `get` gives, timestamps in UTC.
+    for filters in (None, {"weight": {"gte": 1}}):
+        hits = memory.insights.search("hiking", user_id="u1", mode="vector", limit=10, filters=filters)
+        assert hits, filters
+        for hit in hits:
+            stored = memory.insights.get(hit.id, user_id="u1")
+            assert (hit.text, hit.category, hit.metadata) == (stored.text, stored.category, stored.metadata)
+            assert hit.created_at == stored.created_at and hit.created_at.utcoffset() == dt.timedelta(0)
+    assert memory.insights.search("hiking", user_id="u2", mode="vector") == []
+
+
 def test_keyword_search_stems_and_ignores_syntax(memory, sample):
     # "answer" matches "answers"; quotes, stars and operators in the query are just text.
     hits = memory.insights.search('answer" OR * NEAR(', user_id="u1", mode="keyword")
