@@ -152,18 +152,34 @@ def bench_backend(
         words = [f"w{i}" for i in range(5000)]
         rng = np.random.default_rng(7)
         texts = [" ".join(rng.choice(words, 8)) for _ in range(args.text_n)]
-        start = time.perf_counter()
-        mem.insights.add_many(texts, user_id="texts")
-        elapsed = time.perf_counter() - start
+        # The hashing embedder's own dedupe (the default: the same text, since its vectors are
+        # lexical), and the cosine probe at 0.95 as semantic embedders dedupe (each batch is
+        # compared with every stored vector of the user: it grows with the user's rows).
+        with open_memory(store) as default_mem:
+            start = time.perf_counter()
+            default_mem.insights.add_many(texts, user_id="texts")
+            elapsed = time.perf_counter() - start
         rate = args.text_n / elapsed
-        print(f"  ingest add_many, hashing embedder, dedupe on: {rate:,.0f} insights/s ({args.text_n} rows)")
+        print(
+            f"  ingest add_many, hashing embedder, dedupe on (its default, same text): "
+            f"{rate:,.0f} insights/s "
+            f"({args.text_n} rows)"
+        )
+        start = time.perf_counter()
+        mem.insights.add_many(texts, user_id="texts-cosine")
+        cosine_rate = args.text_n / (time.perf_counter() - start)
+        print(
+            f"  ingest add_many, hashing embedder, dedupe on with the cosine probe (>= 0.95): "
+            f"{cosine_rate:,.0f} insights/s ({args.text_n} rows)"
+        )
         goal = INGEST_TARGETS.get(kind)
         if goal:
             index = " (HNSW maintained)" if kind == "pgvector" else ""
             target(
                 f"{kind} ingest, hashing embedder, dedupe on{index} >= {goal:,.0f}/s",
                 rate >= goal,
-                f"{rate:,.0f}/s = {rate / goal:.2f}x the target",
+                f"{rate:,.0f}/s = {rate / goal:.2f}x the target "
+                f"(with the cosine probe at 0.95: {cosine_rate:,.0f}/s)",
             )
 
     if kind == "pgvector":
