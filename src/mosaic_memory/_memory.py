@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import functools
 import hashlib
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
@@ -26,7 +27,7 @@ from mosaic_storage.schema import TABLES
 from ._embedders import Embedder, HashingEmbedder, normalize_rows
 from ._errors import NotFoundError
 from ._filters import compile_filters
-from ._logs import AgentLogs
+from ._logs import AgentLogs, _metadata_problem
 from ._records import (
     SEARCH_MODES,
     SOURCES,
@@ -89,6 +90,37 @@ def _upper_triangle(n: int) -> npt.NDArray[np.bool_]:
     mask = np.triu(np.ones((n, n), dtype=np.bool_))
     mask.flags.writeable = False
     return mask
+
+
+def _check_str(value: object, what: str, *, limit: int | None = None, optional: bool = False) -> None:
+    """A clear `ValueError` for a string the database would refuse or cut (NUL, too long)."""
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} must be a non-empty string, got {value!r:.60}")
+    if "\x00" in value:
+        raise ValueError(f"{what} contains a NUL character (\\x00), which PostgreSQL cannot store; remove it")
+    if limit is not None and len(value) > limit:
+        raise ValueError(f"{what} is {len(value)} characters long; at most {limit} are stored")
+
+
+def _check_json(value: object, what: str) -> None:
+    """A clear `ValueError` for a value JSON columns cannot store as given (NaN, NUL, odd types)."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{what} must be JSON-serializable, without NaN or infinity: {err}") from None
+    problem = _metadata_problem(value)
+    if problem:
+        raise ValueError(f"{what} {problem}; fix or remove it")
+
+
+def _check_metadata(metadata: object, what: str = "an insight's metadata") -> None:
+    if metadata is None:
+        return
+    if not isinstance(metadata, Mapping):
+        raise ValueError(f"{what} must be a mapping, got {type(metadata).__name__}")
+    _check_json(metadata, what)
 
 
 def _text_hash(text: str) -> str:
@@ -185,8 +217,9 @@ class Preferences:
         """
         check_user(user_id)
         _check_source(source)
-        if not key:
-            raise ValueError("a preference key must be a non-empty string")
+        _check_str(key, "a preference key", limit=255)
+        _check_str(category, "a preference category", limit=100, optional=True)
+        _check_json(value, f"the value of preference {key!r}")
         if source == "agent" and mutable is not None:
             raise AccessDenied(
                 f"preference {key!r}: only the user can make a preference mutable or immutable",
@@ -297,6 +330,13 @@ def _skill(row: Any) -> Skill:
     )
 
 
+def _check_skill(name: object, description: object, version: object, config: object) -> None:
+    _check_str(name, "a skill name", limit=200)
+    _check_str(description, "a skill's description", optional=True)
+    _check_str(version, "a skill's version", limit=50)
+    _check_metadata(config, "a skill's config")
+
+
 class Skills:
     """A user's skills: name, description, version, config; enabled or disabled."""
 
@@ -319,8 +359,7 @@ class Skills:
             ConflictError: the user already has a skill of that name.
         """
         check_user(user_id)
-        if not name:
-            raise ValueError("a skill name must be a non-empty string")
+        _check_skill(name, description, version, config)
         now = _now()
         values = {
             "id": new_id(),
@@ -377,6 +416,12 @@ class Skills:
             NotFoundError: the user has no skill of that name.
         """
         check_user(user_id)
+        _check_skill(
+            name,
+            None if description is UNSET else description,
+            "1" if version is UNSET else version,
+            None if config is UNSET else config,
+        )
         changes: dict[str, Any] = {"updated_at": _now()}
         for field, value in (
             ("description", description),
@@ -577,15 +622,22 @@ class Insights:
                 if array.shape != (self.dim,):
                     raise ValueError(f"an embedding must have shape ({self.dim},), got {array.shape}")
                 out[i] = array
+        bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
+        if bad.size:
+            source = "given" if given[int(bad[0])] is not None else f"from embedder {self._embedder.name}"
+            raise ValueError(
+                f"the embedding of item {int(bad[0])} ({source}) holds NaN or infinity; nothing was stored"
+            )
         return normalize_rows(out)
 
     def _add_batch(
         self, user_id: str, items: Sequence[NewInsight], source: str, dedupe: bool
     ) -> builtins.list[str]:
         texts = [item.text.strip() if isinstance(item.text, str) else item.text for item in items]
-        for text in texts:
-            if not isinstance(text, str) or not text:
-                raise ValueError("an insight's text must be a non-empty string")
+        for text, item in zip(texts, items, strict=True):
+            _check_str(text, "an insight's text")
+            _check_str(item.category, "an insight's category", limit=100, optional=True)
+            _check_metadata(item.metadata)
         vectors = self._vectors(texts, [item.embedding for item in items])
         hashes = [_text_hash(text) for text in texts]
         now = _now()
@@ -790,6 +842,14 @@ class Insights:
         now = _now()
         where = (INSIGHTS.c.id == insight_id, INSIGHTS.c.user_id == user_id)
         vector = None
+        # Checked and embedded before any lock is taken.
+        if text is not None:
+            text = text.strip() if isinstance(text, str) else text
+            _check_str(text, "an insight's text")
+            vector = self._vectors([text], [embedding])
+        if category is not UNSET:
+            _check_str(category, "an insight's category", limit=100, optional=True)
+        _check_metadata(metadata)
         with self._engine.begin() as conn:
             # The user's generation row first, as `add` takes it: one lock order, no deadlock.
             generation = self._bump(conn, user_id)
@@ -797,11 +857,7 @@ class Insights:
             if row is None:
                 raise NotFoundError(f"user {user_id!r} has no insight {insight_id!r}")
             changes: dict[str, Any] = {"updated_at": now}
-            if text is not None:
-                text = text.strip()
-                if not text:
-                    raise ValueError("an insight's text must be a non-empty string")
-                vector = self._vectors([text], [embedding])
+            if text is not None and vector is not None:
                 changes.update(text=text, text_hash=_text_hash(text), embedding=vector[0])
             if category is not UNSET:
                 changes["category"] = category
