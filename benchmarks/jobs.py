@@ -210,9 +210,11 @@ def sqlite_anchor(store: ms.Store, single_n: int) -> float:
     def loop() -> None:
         for _ in range(single_n):
             conn.execute("BEGIN IMMEDIATE")
+            # `status <> 'done'` is the condition of the jobs table's partial index (0008):
+            # without it SQLite cannot use that index and scans the table.
             row = conn.execute(
-                "SELECT id, payload FROM jobs WHERE status = 'queued' AND kind = 'anchor'"
-                " ORDER BY run_at LIMIT 1"
+                "SELECT id, payload FROM jobs WHERE status = 'queued' AND status <> 'done'"
+                " AND kind = 'anchor' ORDER BY run_at LIMIT 1"
             ).fetchone()
             conn.execute("UPDATE jobs SET status = 'done' WHERE id = ?", (row[0],))
             conn.execute("COMMIT")
