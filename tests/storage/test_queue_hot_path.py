@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections.abc import Iterator
 
 import pytest
 
@@ -26,13 +27,13 @@ def test_reserve_follows_the_kinds_it_is_given_each_time(queue: JobQueue) -> Non
 
 
 @pytest.fixture
-def pg_queue_url(request: pytest.FixtureRequest) -> str:
+def pg_queue_url(request: pytest.FixtureRequest) -> Iterator[str]:
     server = request.getfixturevalue("postgres_server") or request.getfixturevalue("pgvector_server")
     url: str = server.create_database("jobs")
     with ms.open_store(url) as store:
         ms.upgrade(store)
-    request.addfinalizer(lambda: server.drop_database(url))
-    return url
+    yield url
+    server.drop_database(url)
 
 
 def test_postgres_enqueue_retry_and_purge_commit_durably_the_rest_asynchronously(pg_queue_url: str) -> None:
