@@ -96,3 +96,15 @@ def test_sqlite_queue_queries_use_the_index_of_unfinished_jobs(tmp_path: object)
         text = " ".join(str(row[-1]) for row in plan.fetchall())
         assert "ix_jobs_unfinished" in text, (what, text)
     conn.close()
+
+
+def test_reserve_checks_its_arguments_every_time(queue: JobQueue) -> None:
+    from mosaic_storage.queue import QueueError
+
+    queue.enqueue("k", {})
+    assert queue.reserve(["k"], count=1, lease=30) != []
+    for bad in ({"count": 1.0}, {"count": 0}, {"lease": float("nan")}, {"lease": -1}, {"wait": -1.0}):
+        with pytest.raises(QueueError):
+            queue.reserve(["k"], **bad)  # type: ignore[arg-type]
+    with pytest.raises(QueueError):
+        queue.reserve([" k"])

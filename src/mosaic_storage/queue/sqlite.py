@@ -197,10 +197,7 @@ class SQLiteQueue(TableQueue):
         count: int = 1,
         wait: float = 0.0,
     ) -> tuple[int, list[Job]]:
-        kinds = self._checked_kinds(kinds)
-        check_lease(lease, count, wait)
-        pick = _pick(len(kinds))
-        lease_delta = dt.timedelta(seconds=lease)
+        kinds, pick, lease_delta = self._reserve_plan(kinds, lease, count, wait)
         acks = done
         deadline = time.monotonic() + wait if wait else 0.0
         acked = 0
@@ -237,15 +234,26 @@ class SQLiteQueue(TableQueue):
                 return acked, [_job(row, now_ts) for row in rows]
             time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
 
-    def _checked_kinds(self, kinds: Sequence[str]) -> Sequence[str]:
-        # A worker passes the same list every time: check it once.
-        given = kinds if isinstance(kinds, str) else tuple(kinds)
-        last = self._local.__dict__.get("kinds")
+    def _reserve_plan(
+        self, kinds: Sequence[str], lease: float, count: int, wait: float
+    ) -> tuple[Sequence[str], str, dt.timedelta]:
+        """The checked kinds, the SELECT and the lease of a reservation. A worker asks with the
+        same arguments every time: they are checked once per thread."""
+        # Types in the key: count=1.0 must still be refused after a call with count=1.
+        given = (
+            kinds if isinstance(kinds, str) else tuple(kinds),
+            (type(lease), lease),
+            (type(count), count),
+            (type(wait), wait),
+        )
+        last = self._local.__dict__.get("plan")
         if last is not None and last[0] == given:
             return last[1]  # type: ignore[no-any-return]
         checked = check_kinds(kinds)
-        self._local.kinds = (given, checked)
-        return checked
+        check_lease(lease, count, wait)
+        plan = (checked, _pick(len(checked)), dt.timedelta(seconds=lease))
+        self._local.plan = (given, plan)
+        return plan
 
     def ack(self, job: Job) -> bool:
         return self.ack_many([job]) == 1
