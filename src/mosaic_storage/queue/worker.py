@@ -303,11 +303,12 @@ class Worker:
                 acked, jobs = self.queue.ack_and_reserve(
                     done, self.kinds, lease=self.lease, count=want, wait=self.poll
                 )
-                self._settle(done, acked)
-                self._let_go(held, done)
+                if done:
+                    self._settle(done, acked)
+                self._swap(held, done, jobs)
                 done = []
-                self._hold(held, jobs)
-                budget.give_back(want - len(jobs))
+                if len(jobs) < want:
+                    budget.give_back(want - len(jobs))
                 if not jobs:
                     if until_idle:
                         return
@@ -341,9 +342,13 @@ class Worker:
         finally:
             self._let_go(held, list(held.values()))
 
-    def _hold(self, held: dict[int, Job], jobs: Sequence[Job]) -> None:
+    def _swap(self, held: dict[int, Job], settled: Sequence[Job], reserved: Sequence[Job]) -> None:
+        """`_let_go` the settled jobs and `_hold` the reserved ones, under one lock (once a job)."""
         with self._flight_lock:
-            for job in jobs:
+            for job in settled:
+                held.pop(id(job), None)
+                self._held.pop(id(job), None)
+            for job in reserved:
                 held[id(job)] = job
                 self._held[id(job)] = job
 
