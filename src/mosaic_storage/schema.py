@@ -524,7 +524,7 @@ class Job(Base):
 
 
 # Unfinished jobs only, running ones right before the oldest queued one: a worker's ack +
-# reserve changes one leaf of it (0008). Queries that use it repeat its condition.
+# reserve changes one leaf of it (0009). Queries that use it repeat its condition.
 sa.Index(
     "ix_jobs_unfinished",
     Job.status.desc(),

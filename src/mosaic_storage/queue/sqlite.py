@@ -25,7 +25,7 @@ from .protocol import (
 
 T = TypeVar("T")
 POLL_S = 0.05
-# The condition of the partial index on jobs (0008): SQLite uses that index only for queries
+# The condition of the partial index on jobs (0009): SQLite uses that index only for queries
 # that repeat it word for word.
 NOT_DONE = "status <> 'done'"
 

@@ -1,7 +1,7 @@
 """jobs: one partial index of the unfinished jobs, running first, replaces (status, run_at)
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-11-25 16:00:00.000000
 
 The index of the table-backed queue holds only jobs that are not done (queued, running, dead),
@@ -19,8 +19,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
