@@ -97,7 +97,9 @@ def _check_str(value: object, what: str, *, limit: int | None = None, optional: 
     if value is None and optional:
         return
     if not isinstance(value, str) or not value:
-        raise ValueError(f"{what} must be a non-empty string, got {value!r:.60}")
+        # The type only: a value passed in the wrong field may be a secret.
+        got = "an empty string" if value == "" else type(value).__name__
+        raise ValueError(f"{what} must be a non-empty string, got {got}")
     if "\x00" in value:
         raise ValueError(f"{what} contains a NUL character (\\x00), which PostgreSQL cannot store; remove it")
     if limit is not None and len(value) > limit:

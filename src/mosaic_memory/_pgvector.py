@@ -22,12 +22,13 @@ In vector mode the rows of the hits come back with the search itself: one statem
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -92,6 +93,30 @@ def _plain_search_sql(with_rows: bool, exact: bool) -> str:
 _PLAIN_SEARCH_SQL = {
     (rows, exact): _plain_search_sql(rows, exact) for rows in (True, False) for exact in (True, False)
 }
+
+
+@contextlib.contextmanager
+def _as_sqlalchemy_errors(conn: sa.Connection) -> Iterator[None]:
+    """Driver errors raised as SQLAlchemy raises them: a `DBAPIError` (parameters hidden), and
+    on a lost connection the connection invalidated, so `run_read` retries on a fresh one."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.Error as err:
+        fairy = conn.connection
+        lost = conn.dialect.is_disconnect(err, fairy.dbapi_connection, None)  # type: ignore[arg-type]
+        if lost:
+            conn.invalidate()
+        raise sa.exc.DBAPIError.instance(
+            None,
+            None,
+            err,
+            psycopg.Error,
+            hide_parameters=True,
+            connection_invalidated=lost,
+            dialect=conn.dialect,
+        ) from err
 
 
 class _HitRow(NamedTuple):
@@ -249,7 +274,8 @@ class PgvectorInsights(PostgresKeywordSearch):
         settings = f"SET LOCAL hnsw.ef_search = {int(ef_search)}"
         if iterative:
             settings += "; SET LOCAL hnsw.iterative_scan = relaxed_order"
-        self._driver(conn).execute(settings)
+        with _as_sqlalchemy_errors(conn):
+            self._driver(conn).execute(settings)
 
     def _plan_exact(self, conn: sa.Connection, matching: int) -> bool:
         """Whether a search over ``matching`` candidate rows takes the exact plan."""
@@ -315,7 +341,7 @@ class PgvectorInsights(PostgresKeywordSearch):
         if not exact:
             self._use_hnsw(conn, matching, k)
         sql = _PLAIN_SEARCH_SQL[(with_rows, exact)]
-        with driver.cursor() as cursor:
+        with _as_sqlalchemy_errors(conn), driver.cursor() as cursor:
             rows = cursor.execute(sql, {"query": query, "user_id": user_id, "k": k}).fetchall()
         hits = [(row[0], 1.0 - float(row[-1])) for row in rows]
         hits.sort(key=lambda hit: -hit[1])

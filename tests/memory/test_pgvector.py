@@ -149,3 +149,36 @@ def test_without_iterative_scans_search_and_dedupe_never_set_them(vector_memory)
         event.remove(vector_memory.store.engine, "before_cursor_execute", record)
     assert not [s for s in statements if "iterative_scan" in s]
     assert [s for s in statements if "hnsw.ef_search" in s]  # the big owner did take HNSW
+
+
+def test_a_search_on_a_connection_the_server_closed_runs_again_on_a_fresh_one(vector_memory):
+    import psycopg
+    import sqlalchemy as sa
+
+    rng = np.random.default_rng(4)
+    dim = vector_memory.embedder.dim
+    vectors = rng.normal(size=(300, dim)).astype(np.float32)
+    ids = _load(vector_memory, "u1", vectors)
+    insights = vector_memory.insights
+    insights.exact_max_rows = 100  # the HNSW plan: SET LOCAL and the search, both straight through psycopg
+    assert insights.search("", user_id="u1", mode="vector", vector=vectors[7], limit=1)[0].id == ids[7]
+    store = vector_memory.store
+    cargs, cparams = store.engine.dialect.create_connect_args(store.engine.url)
+    with psycopg.connect(*cargs, **cparams, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()[0]
+    assert killed >= 1
+    for mode in ("vector", "hybrid"):
+        hits = insights.search("", user_id="u1", mode=mode, vector=vectors[9], limit=1)
+        assert hits[0].id == ids[9]
+    # A driver error that is not a lost connection comes back as SQLAlchemy's, not psycopg's.
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE insights RENAME TO insights_gone")
+    try:
+        with pytest.raises(sa.exc.DBAPIError):
+            insights.search("", user_id="u1", mode="vector", vector=vectors[9], limit=1)
+    finally:
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE insights_gone RENAME TO insights")

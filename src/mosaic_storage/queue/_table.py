@@ -60,7 +60,11 @@ class TableQueue:
             raw = self._engine.raw_connection()
             conn = raw.driver_connection
             raw.detach()
-            self._setup(conn)
+            try:
+                self._setup(conn)
+            except BaseException:
+                raw.close()  # detached: nothing else would close it
+                raise
             self._local.conn = conn
             with self._lock:
                 self._connections.append(raw)

@@ -93,7 +93,6 @@ class PostgresQueue(TableQueue):
         # one of them lost in a server crash only means a redelivery, which at-least-once
         # delivery allows anyway. What must survive a crash (enqueue, retry, purge) runs in
         # a transaction that puts back the server's own setting (`_durable`).
-        self._local.durable = conn.execute("SHOW synchronous_commit").fetchone()[0]
         conn.execute("SET synchronous_commit = off")
         # A queue table's statistics are always stale (it fills and drains between analyzes):
         # estimating one queued job where there are thousands, the planner bitmap-scanned and
@@ -107,7 +106,9 @@ class PostgresQueue(TableQueue):
         survives a crash): the queue connection's ``synchronous_commit = off`` undone locally."""
         conn = self._conn()
         with conn.transaction():
-            conn.execute("SELECT set_config('synchronous_commit', %s, true)", (self._local.durable,))
+            # DEFAULT: the value this session started with (server, database or role setting),
+            # not one read back from a session another client may have changed.
+            conn.execute("SET LOCAL synchronous_commit TO DEFAULT")
             yield conn
 
     def _run(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
