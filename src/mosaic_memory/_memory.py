@@ -94,7 +94,7 @@ def _upper_triangle(n: int) -> npt.NDArray[np.bool_]:
 
 def _check_str(value: object, what: str, *, limit: int | None = None, optional: bool = False) -> None:
     """A clear `ValueError` for a string the database would refuse or cut (NUL, too long)."""
-    if value is None and optional:
+    if optional and (value is None or value == ""):
         return
     if not isinstance(value, str) or not value:
         # The type only: a value passed in the wrong field may be a secret.
@@ -122,7 +122,7 @@ def _check_metadata(metadata: object, what: str = "an insight's metadata") -> No
         return
     if not isinstance(metadata, Mapping):
         raise ValueError(f"{what} must be a mapping, got {type(metadata).__name__}")
-    _check_json(metadata, what)
+    _check_json(dict(metadata), what)  # stored as a dict, whatever mapping type it came as
 
 
 def _text_hash(text: str) -> str:
@@ -332,8 +332,11 @@ def _skill(row: Any) -> Skill:
     )
 
 
-def _check_skill(name: object, description: object, version: object, config: object) -> None:
-    _check_str(name, "a skill name", limit=200)
+def _check_skill(
+    name: object, description: object, version: object, config: object, *, new: bool = True
+) -> None:
+    # A name only looked up (update) is not length-checked: it names what is stored.
+    _check_str(name, "a skill name", limit=200 if new else None)
     _check_str(description, "a skill's description", optional=True)
     _check_str(version, "a skill's version", limit=50)
     _check_metadata(config, "a skill's config")
@@ -423,6 +426,7 @@ class Skills:
             None if description is UNSET else description,
             "1" if version is UNSET else version,
             None if config is UNSET else config,
+            new=False,
         )
         changes: dict[str, Any] = {"updated_at": _now()}
         for field, value in (
@@ -627,9 +631,7 @@ class Insights:
         bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
         if bad.size:
             source = "given" if given[int(bad[0])] is not None else f"from embedder {self._embedder.name}"
-            raise ValueError(
-                f"the embedding of item {int(bad[0])} ({source}) holds NaN or infinity; nothing was stored"
-            )
+            raise ValueError(f"the embedding of item {int(bad[0])} ({source}) holds NaN or infinity")
         return normalize_rows(out)
 
     def _add_batch(

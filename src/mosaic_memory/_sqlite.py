@@ -65,19 +65,20 @@ class SQLiteInsights(LocalVectorInsights):
 
     def _insert_rows(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
         # An FTS5 insert run by the per-row trigger costs as much as the row; one executemany
-        # of the batch's entries costs a fraction. So the rows take negative keys, below every
-        # existing one (the insert trigger indexes only positive keys; 0008), and are indexed
-        # here. The transaction holds SQLite's write lock (the generation bump came first), so
-        # the keys are still free when it commits.
-        lowest = conn.execute(sa.select(sa.func.min(INSIGHTS.c.search_key))).scalar_one()
-        start = min(lowest or 0, 0)
-        for key, row in enumerate(rows, 1):
-            row["search_key"] = start - key
-        super()._insert_rows(conn, rows)
+        # of the batch's entries costs a fraction. So the rows are keyed here, after the
+        # highest key, and their entries written first: the insert trigger skips a row whose
+        # entry exists (0008). The transaction holds SQLite's write lock (the generation bump
+        # came first), so the keys are still free when it commits.
+        highest = conn.execute(sa.select(sa.func.max(INSIGHTS.c.search_key))).scalar_one() or 0
+        # Past an orphaned entry too (the index check reports those): its key would clash.
+        entry = conn.exec_driver_sql(f"SELECT rowid FROM {FTS_TABLE} ORDER BY rowid DESC LIMIT 1").scalar()
+        for key, row in enumerate(rows, max(highest, entry or 0) + 1):
+            row["search_key"] = key
         conn.exec_driver_sql(
             f"INSERT INTO {FTS_TABLE} (rowid, text) VALUES (?, ?)",
             [(row["search_key"], row["text"]) for row in rows],
         )
+        super()._insert_rows(conn, rows)
 
 
 class SQLiteMemory(Memory):

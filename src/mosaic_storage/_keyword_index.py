@@ -25,12 +25,12 @@ SEARCH_KEY_INDEX = "ix_insights_search_key"
 FTS_CREATE = f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(text, tokenize = 'porter unicode61')"
 
 # A row inserted without a key gets max + 1 (an index lookup) and is indexed in the same
-# trigger; rows that arrive with a positive key (dump/restore, copies) are indexed directly. The
-# first keying (NULL -> key) fires no other trigger; a later change of the key moves the entry.
-# FTS5 flushes its pending terms at each statement's savepoint, so an FTS insert run by a
-# trigger costs about as much as the row itself. The library's own batch inserts therefore
-# index their rows themselves, in one executemany after the rows: they take negative keys
-# (below every existing one), which the insert trigger leaves alone (0008).
+# trigger; a row that arrives with a key (dump/restore, copies) is indexed unless it already has
+# an entry. The first keying (NULL -> key) fires no other trigger; a later change of the key
+# moves the entry. FTS5 flushes its pending terms at each statement's savepoint, so an FTS
+# insert run by a trigger costs about as much as the row itself: the library's own batch
+# inserts key their rows and write the entries first, in one executemany, and the insert
+# trigger finds them there (0008).
 SQLITE_TRIGGERS: dict[str, str] = {
     "insights_fts_key": f"""
         CREATE TRIGGER insights_fts_key AFTER INSERT ON insights
@@ -43,7 +43,8 @@ SQLITE_TRIGGERS: dict[str, str] = {
         END""",
     "insights_fts_insert": f"""
         CREATE TRIGGER insights_fts_insert AFTER INSERT ON insights
-        WHEN new.{SEARCH_KEY_COLUMN} > 0 BEGIN
+        WHEN new.{SEARCH_KEY_COLUMN} IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM {FTS_TABLE} WHERE rowid = new.{SEARCH_KEY_COLUMN}) BEGIN
             INSERT INTO {FTS_TABLE} (rowid, text) VALUES (new.{SEARCH_KEY_COLUMN}, new.text);
         END""",
     "insights_fts_update": f"""

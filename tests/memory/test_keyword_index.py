@@ -210,7 +210,7 @@ RAW_INSERT = (
 
 
 def test_batch_adds_index_their_own_rows_and_other_writers_keep_the_triggers(sqlite_memory, sqlite_store):
-    # The library's batch insert keys its rows below every existing key and indexes them itself.
+    # The library's batch insert keys its rows after the highest key and indexes them itself.
     first = sqlite_memory.insights.add_many(["likes apple pie", "likes banana bread"], user_id="u1")
     with sqlite_store.engine.begin() as conn:
         # Another writer: no key (the keying trigger) and a positive key (the insert trigger).
@@ -219,8 +219,8 @@ def test_batch_adds_index_their_own_rows_and_other_writers_keep_the_triggers(sql
     second = sqlite_memory.insights.add_many(["likes elderberry wine"], user_id="u1")
     with sqlite_store.engine.connect() as conn:
         keys = dict(conn.exec_driver_sql("SELECT id, search_key FROM insights").all())
-    assert [keys[i] for i in first + second] == [-1, -2, -3]
-    assert keys["raw1"] >= 0 and keys["raw2"] == 500
+    assert [keys[i] for i in first] == [1, 2] and keys["raw1"] == 3 and keys["raw2"] == 500
+    assert [keys[i] for i in second] == [501]
     for word, iid in zip(
         ["apple", "banana", "cherry", "damson", "elderberry"], [*first, "raw1", "raw2", *second], strict=True
     ):
@@ -238,10 +238,35 @@ def test_the_batch_key_migration_round_trips(sqlite_store):
         new = memory.insights.add("likes banana bread", user_id="u1")
     assert check_keyword_index(sqlite_store).ok
     ms.downgrade(sqlite_store, "0007")
-    with sqlite_store.engine.begin() as conn:  # the old trigger indexes a negative key too
-        conn.exec_driver_sql(RAW_INSERT.format(id="neg", text="likes cherry tart").replace("NULL", "-50"))
+    with sqlite_store.engine.begin() as conn:  # the old trigger indexes keyed rows too
+        conn.exec_driver_sql(RAW_INSERT.format(id="neg", text="likes cherry tart").replace("NULL", "50"))
     ms.upgrade(sqlite_store)
     assert check_keyword_index(sqlite_store).ok
     with open_memory(sqlite_store) as memory:
         for word, iid in [("apple", "old"), ("banana", new), ("cherry", "neg")]:
             assert [h.id for h in memory.insights.search(word, user_id="u1", mode="keyword")] == [iid]
+
+
+def test_a_table_copy_that_keeps_the_keys_is_indexed(sqlite_memory, sqlite_store, tmp_path):
+    with ms.open_store(f"sqlite:///{tmp_path}/other.db") as other:
+        ms.upgrade(other)
+        with open_memory(other) as memory:
+            ids = memory.insights.add_many(["likes apple pie", "likes banana bread"], user_id="u1")
+    with sqlite_store.engine.begin() as conn:
+        conn.exec_driver_sql(f"ATTACH DATABASE '{tmp_path}/other.db' AS other")
+        conn.exec_driver_sql("INSERT INTO main.insights SELECT * FROM other.insights")
+    report = check_keyword_index(sqlite_store)
+    assert report.ok and report.indexed == 2
+    for word, iid in zip(["apple", "banana"], ids, strict=True):
+        assert [h.id for h in sqlite_memory.insights.search(word, user_id="u1", mode="keyword")] == [iid]
+    # The next batch is keyed past the copied keys.
+    assert sqlite_memory.insights.add("likes cherry tart", user_id="u1")
+    assert check_keyword_index(sqlite_store).ok
+
+
+def test_a_batch_is_keyed_past_an_orphaned_index_entry(sqlite_memory, sqlite_store):
+    sqlite_memory.insights.add("likes apple pie", user_id="u1")
+    with sqlite_store.engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO insights_fts (rowid, text) VALUES (7, 'ghost entry')")
+    iid = sqlite_memory.insights.add("likes banana bread", user_id="u1")
+    assert [h.id for h in sqlite_memory.insights.search("banana", user_id="u1", mode="keyword")] == [iid]

@@ -70,3 +70,18 @@ def test_bad_preferences_and_skills_are_refused(memory):
     with pytest.raises(ValueError, match="without NaN"):
         memory.skills.update("u1", "summarise", config={"temperature": NAN})
     assert [s.config for s in memory.skills.list("u1")] == [{"temperature": 0.2}]
+
+
+def test_empty_optional_strings_and_any_mapping_type_are_stored_as_before(memory):
+    from types import MappingProxyType
+
+    iid = memory.insights.add("likes tea", user_id="u1", category="", metadata=MappingProxyType({"n": 1}))
+    memory.insights.update(iid, user_id="u1", metadata=MappingProxyType({"n": 2}))
+    stored = memory.insights.get(iid, user_id="u1")
+    assert (stored.category, stored.metadata) == ("", {"n": 2})
+    assert memory.preferences.set("u1", "tone", "dry", category="").category == ""
+    skill = memory.skills.create("u1", "s", description="", config=MappingProxyType({"t": 0.2}))
+    assert (skill.description, skill.config) == ("", {"t": 0.2})
+    vector = np.full(memory.insights.dim, np.nan, dtype=np.float32)
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        memory.insights.search("tea", user_id="u1", vector=vector)

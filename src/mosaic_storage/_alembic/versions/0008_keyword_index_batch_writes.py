@@ -1,14 +1,14 @@
-"""SQLite keyword index: the insert trigger leaves rows with a negative search_key to their writer
+"""SQLite keyword index: the insert trigger indexes only rows not indexed yet (batch writers index their own)
 
 Revision ID: 0008
 Revises: 0007
 Create Date: 2026-11-25 15:45:00.000000
 
 An FTS5 insert run by a trigger costs about as much as the insight row itself (FTS5 flushes its
-pending terms at each trigger statement). The library's batch insert now gives its rows
-negative ``search_key`` values (below every existing key) and indexes them itself, in one
-executemany after the rows; ``insights_fts_insert`` fires only for positive keys. Rows written
-by anything else (without a key, or with a positive one) are indexed by the triggers as before.
+pending terms at each trigger statement). The library's batch insert now keys its rows itself
+(after the highest key, under the write lock) and writes their index entries first, in one
+executemany; ``insights_fts_insert`` then indexes only a keyed row that has no entry yet, so rows
+written by anything else (without a key, or with one, as a copy keeps it) are indexed as before.
 No data changes. PostgreSQL: nothing to do.
 """
 
@@ -29,7 +29,8 @@ _BEFORE = """
     END"""
 _AFTER = """
     CREATE TRIGGER insights_fts_insert AFTER INSERT ON insights
-    WHEN new.search_key > 0 BEGIN
+    WHEN new.search_key IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM insights_fts WHERE rowid = new.search_key) BEGIN
         INSERT INTO insights_fts (rowid, text) VALUES (new.search_key, new.text);
     END"""
 
