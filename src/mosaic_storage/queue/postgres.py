@@ -27,6 +27,14 @@ from .protocol import (
 POLL_S = 0.05
 CHUNK = 5000
 
+# Appended to the WHERE of ack, fail, release and lease reclaim: every row the statement
+# changes has run it, so its transaction commits without waiting for the WAL flush. One of
+# those lost in a server crash leaves the job running until its lease lapses, then it is
+# delivered again: what at-least-once allows. Reserve and extend stay durable (a lost one would
+# let a second worker run a job whose handler is still running); so do enqueue, retry and
+# purge. A transaction-local setting: nothing carries over to the session.
+_ASYNC = " AND set_config('synchronous_commit', 'off', true) IS NOT NULL"
+
 _EXPIRED = """
 UPDATE jobs SET
   status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,
@@ -35,8 +43,7 @@ UPDATE jobs SET
   lease_until = NULL, run_at = now(), updated_at = now()
 WHERE id IN (
   SELECT id FROM jobs WHERE status = 'running' AND lease_until < now() FOR UPDATE SKIP LOCKED
-)
-"""
+)"""
 
 # run_at becomes the reservation time: half of the delivery's fence (see _table.fence).
 # The rows are found again by ctid, which cannot change under the lock this statement holds:
@@ -68,8 +75,7 @@ RETURNING id
 _ACK = """
 UPDATE jobs SET status = 'done', lease_until = NULL, dedupe_key = NULL, updated_at = now()
 FROM unnest(%b::text[], %b::int[], %b::timestamptz[]) AS v(i, a, r)
-WHERE jobs.id = v.i AND jobs.attempts = v.a AND jobs.run_at = v.r AND jobs.status = 'running'
-"""
+WHERE jobs.id = v.i AND jobs.attempts = v.a AND jobs.run_at = v.r AND jobs.status = 'running'"""
 
 # Data-modifying CTEs run to completion whether or not the query reads them; the acked count
 # comes back as a marker row so it is there even when nothing is reserved.
@@ -89,11 +95,6 @@ class PostgresQueue(TableQueue):
 
     def _setup(self, conn: Any) -> None:
         conn.autocommit = True
-        # Reserve, ack, extend, release and fail commit without waiting for the WAL flush:
-        # one of them lost in a server crash only means a redelivery, which at-least-once
-        # delivery allows anyway. What must survive a crash (enqueue, retry, purge) runs in
-        # a transaction that puts back the server's own setting (`_durable`).
-        conn.execute("SET synchronous_commit = off")
         # A queue table's statistics are always stale (it fills and drains between analyzes):
         # estimating one queued job where there are thousands, the planner bitmap-scanned and
         # sorted all of them for a LIMIT 100 reserve (5.6 ms, measured; 1.9 ms walking the
@@ -102,13 +103,10 @@ class PostgresQueue(TableQueue):
 
     @contextlib.contextmanager
     def _durable(self) -> Iterator[Any]:
-        """A transaction committed as durably as the server is set to (a confirmed enqueue
-        survives a crash): the queue connection's ``synchronous_commit = off`` undone locally."""
+        """One transaction, committed as durably as the server is set to (a confirmed enqueue
+        survives a crash; only `_ASYNC` statements commit without the flush)."""
         conn = self._conn()
         with conn.transaction():
-            # DEFAULT: the value this session started with (server, database or role setting),
-            # not one read back from a session another client may have changed.
-            conn.execute("SET LOCAL synchronous_commit TO DEFAULT")
             yield conn
 
     def _run(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
@@ -204,7 +202,7 @@ class PostgresQueue(TableQueue):
         acked = 0
         while True:
             if self._reclaim_due():
-                self._run(_EXPIRED)
+                self._run(_EXPIRED + _ASYNC)
             if ids:
                 # One statement, so one commit: the ack of the last job and the next reservation.
                 rows = self._run(
@@ -222,7 +220,7 @@ class PostgresQueue(TableQueue):
     def ack(self, job: Job) -> bool:
         cur = self._run(
             "UPDATE jobs SET status = 'done', lease_until = NULL, dedupe_key = NULL, updated_at = now()"
-            " WHERE id = %s AND status = 'running' AND attempts = %s AND run_at = %s",
+            " WHERE id = %s AND status = 'running' AND attempts = %s AND run_at = %s" + _ASYNC,
             (job.id, *_fence(job)),
         )
         return bool(cur.rowcount)
@@ -230,7 +228,7 @@ class PostgresQueue(TableQueue):
     def ack_many(self, jobs: Sequence[Job]) -> int:
         if not jobs:
             return 0
-        cur = self._run(_ACK, _fences(jobs))
+        cur = self._run(_ACK + _ASYNC, _fences(jobs))
         return int(cur.rowcount)
 
     def _fail(self, job: Job, error: str, status: JobStatus, delay: float) -> bool:
@@ -238,7 +236,7 @@ class PostgresQueue(TableQueue):
             "UPDATE jobs SET status = %s, run_at = now() + %s * interval '1 second', last_error = %s,"
             " lease_until = NULL, updated_at = now(),"
             " dedupe_key = CASE WHEN %s THEN NULL ELSE dedupe_key END"
-            " WHERE id = %s AND status = 'running' AND attempts = %s AND run_at = %s",
+            " WHERE id = %s AND status = 'running' AND attempts = %s AND run_at = %s" + _ASYNC,
             (status.value, delay, error, status is JobStatus.DEAD, job.id, *_fence(job)),
         )
         return bool(cur.rowcount)
@@ -247,7 +245,7 @@ class PostgresQueue(TableQueue):
         cur = self._run(
             "UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_until = NULL,"
             " run_at = now(), updated_at = now()"
-            " WHERE id = %s AND status = 'running' AND attempts = %s AND run_at = %s",
+            " WHERE id = %s AND status = 'running' AND attempts = %s AND run_at = %s" + _ASYNC,
             (job.id, *_fence(job)),
         )
         return bool(cur.rowcount)
@@ -318,8 +316,13 @@ def _filters(status: JobStatus | None, kind: str | None) -> tuple[str, list[Any]
     clauses: list[str] = []
     params: list[Any] = []
     if status is not None:
+        status = JobStatus(status)
         clauses.append("status = %s")
-        params.append(JobStatus(status).value)
+        params.append(status.value)
+        if status is not JobStatus.DONE:
+            # The jobs index's condition, spelled out: a prepared (generic) plan cannot infer
+            # it from a parameter, and would scan the table instead.
+            clauses.append("status <> 'done'")
     if kind is not None:
         clauses.append("kind = %s")
         params.append(kind)

@@ -239,9 +239,12 @@ class SQLiteQueue(TableQueue):
     ) -> tuple[Sequence[str], str, dt.timedelta]:
         """The checked kinds, the SELECT and the lease of a reservation. A worker asks with the
         same arguments every time: they are checked once per thread."""
-        # Types in the key: count=1.0 must still be refused after a call with count=1.
+        # Types in the key: count=1.0 must still be refused after a call with count=1. A
+        # generator is read once, here, and checked as the tuple it gave.
+        if not isinstance(kinds, str):
+            kinds = tuple(kinds)
         given = (
-            kinds if isinstance(kinds, str) else tuple(kinds),
+            kinds,
             (type(lease), lease),
             (type(count), count),
             (type(wait), wait),
