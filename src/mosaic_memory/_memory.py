@@ -94,11 +94,11 @@ def _upper_triangle(n: int) -> npt.NDArray[np.bool_]:
 
 def _check_str(value: object, what: str, *, limit: int | None = None, optional: bool = False) -> None:
     """A clear `ValueError` for a string the database would refuse or cut (NUL, too long)."""
-    if optional and (value is None or value == ""):
+    if optional and (value is None or (isinstance(value, str) and not value)):
         return
     if not isinstance(value, str) or not value:
         # The type only: a value passed in the wrong field may be a secret.
-        got = "an empty string" if value == "" else type(value).__name__
+        got = "an empty string" if isinstance(value, str) else type(value).__name__
         raise ValueError(f"{what} must be a non-empty string, got {got}")
     if "\x00" in value:
         raise ValueError(f"{what} contains a NUL character (\\x00), which PostgreSQL cannot store; remove it")

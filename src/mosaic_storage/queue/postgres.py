@@ -27,12 +27,13 @@ from .protocol import (
 POLL_S = 0.05
 CHUNK = 5000
 
-# Appended to the WHERE of ack, fail, release and lease reclaim: every row the statement
-# changes has run it, so its transaction commits without waiting for the WAL flush. One of
-# those lost in a server crash leaves the job running until its lease lapses, then it is
-# delivered again: what at-least-once allows. Reserve and extend stay durable (a lost one would
-# let a second worker run a job whose handler is still running); so do enqueue, retry and
-# purge. A transaction-local setting: nothing carries over to the session.
+# Appended to the WHERE of ack, fail and lease reclaim: every row the statement changes has
+# run it, so its transaction commits without waiting for the WAL flush. One of those lost in a
+# server crash leaves the job running until its lease lapses; the reclaim then queues it again,
+# or, on its last attempt, records it dead (an acked job: its handler did run). Reserve and
+# extend stay durable (a lost one would let a second worker run a job whose handler is still
+# running), and release (lost on a last attempt, a job that never ran would be dead-lettered);
+# so do enqueue, retry and purge. A transaction-local setting: nothing reaches the session.
 _ASYNC = " AND set_config('synchronous_commit', 'off', true) IS NOT NULL"
 
 _EXPIRED = """
@@ -245,7 +246,7 @@ class PostgresQueue(TableQueue):
         cur = self._run(
             "UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_until = NULL,"
             " run_at = now(), updated_at = now()"
-            " WHERE id = %s AND status = 'running' AND attempts = %s AND run_at = %s" + _ASYNC,
+            " WHERE id = %s AND status = 'running' AND attempts = %s AND run_at = %s",
             (job.id, *_fence(job)),
         )
         return bool(cur.rowcount)
