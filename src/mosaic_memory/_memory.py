@@ -487,6 +487,12 @@ INSIGHT_COLUMNS = _INSIGHT_COLUMNS = (
 )
 
 
+# Built once: hot statements of every search (building and keying them cost more than
+# running them on SQLite).
+_ROWS_BY_ID = sa.select(*_INSIGHT_COLUMNS).where(INSIGHTS.c.id.in_(sa.bindparam("ids", expanding=True)))
+_GENERATION_OF = sa.select(GENERATIONS.c.generation).where(GENERATIONS.c.user_id == sa.bindparam("user_id"))
+
+
 class Insights:
     """A user's insights: add (with dedupe), get, update, delete, list, search, history.
 
@@ -818,9 +824,7 @@ class Insights:
 
     @staticmethod
     def _generation(conn: sa.Connection, user_id: str) -> int:
-        value = conn.execute(
-            sa.select(GENERATIONS.c.generation).where(GENERATIONS.c.user_id == user_id)
-        ).scalar_one_or_none()
+        value = conn.execute(_GENERATION_OF, {"user_id": user_id}).scalar_one_or_none()
         return int(value or 0)
 
     def update(
@@ -1015,10 +1019,7 @@ class Insights:
             if missing:
                 # By primary key alone: with user_id in the WHERE clause SQLite walks the user's
                 # index instead.
-                rows.update(
-                    (row.id, row)
-                    for row in conn.execute(sa.select(*_INSIGHT_COLUMNS).where(INSIGHTS.c.id.in_(missing)))
-                )
+                rows.update((row.id, row) for row in conn.execute(_ROWS_BY_ID, {"ids": missing}))
             # The user check is kept, in Python, as a second line of defence.
             return {id_: row for id_, row in rows.items() if row.user_id == user_id}, ranked
 
