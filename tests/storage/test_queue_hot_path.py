@@ -120,3 +120,13 @@ def test_reserve_checks_its_arguments_every_time(queue: JobQueue) -> None:
             queue.reserve(["k"], **bad)  # type: ignore[arg-type]
     with pytest.raises(QueueError):
         queue.reserve([" k"])
+
+
+def test_a_redis_wait_that_rounds_to_zero_ms_still_ends() -> None:
+    from mosaic_storage.queue.redis import BLOCK_SLICE_S, block_ms
+
+    # BLOCK 0 is "forever" to Redis: what is left of a wait must never round down to it.
+    assert block_ms(0.0004) == 1
+    assert block_ms(0.0) is None and block_ms(-1.0) is None
+    assert block_ms(0.1) == 100
+    assert block_ms(60.0) == round(BLOCK_SLICE_S * 1000)

@@ -50,6 +50,17 @@ GROUP = "workers"
 DEFAULT_PREFIX = "mosaic:jobs"
 MAINTAIN_EVERY_S = 0.25
 BLOCK_SLICE_S = 0.25
+
+
+def block_ms(remaining: float) -> int | None:
+    """The BLOCK of the next XREADGROUP for ``remaining`` seconds of wait: None (do not block)
+    when none is left, else at least 1 ms: ``BLOCK 0`` means forever (a wait that rounded to
+    0 ms hung a reserve until the socket timed out)."""
+    if remaining <= 0:
+        return None
+    return max(1, round(min(remaining, BLOCK_SLICE_S) * 1000))
+
+
 MAINTAIN_BATCH = 1000
 
 _NOW = """
@@ -430,7 +441,7 @@ class RedisQueue:
                 self._next_maintain = now + MAINTAIN_EVERY_S
                 self.maintain(kinds, lease=lease)
             remaining = deadline - time.monotonic()
-            block = round(min(remaining, BLOCK_SLICE_S) * 1000) if remaining > 0 else None
+            block = block_ms(remaining)
             # The acks of the jobs just done and the next read share one round trip.
             pipe = self._client.pipeline(transaction=False)
             acks = self._queue_acks(pipe, done)
