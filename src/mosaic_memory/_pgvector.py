@@ -8,8 +8,9 @@ each query picks its plan from how many rows it may look at (counted up to a cap
 * few (at most ``exact_max_rows``): exact search over those rows, found through the btree
   on ``(user_id, created_at)``; the ``+ 0`` on the distance keeps the planner off HNSW.
 * many: HNSW with iterative index scans (``hnsw.iterative_scan = relaxed_order``) and an
-  ``ef_search`` of ``ITERATIVE_EF_FACTOR`` times the base; results are re-sorted because
-  relaxed order may return them slightly out of order.
+  ``ef_search`` of ``ITERATIVE_EF_FACTOR`` times the base, raised in inverse proportion to
+  the square root of the share of rows that pass the filter; results are re-sorted
+  because relaxed order may return them slightly out of order.
 
 pgvector before 0.8 has no iterative scans (``SET hnsw.iterative_scan`` is an error there).
 The extension's version is read once per store; on an older one a filtered search takes
@@ -46,13 +47,14 @@ DEDUPE_EF_SEARCH = 16
 """Near duplicates (cosine >= 0.95) sit right next to the probe, so a short candidate list finds them."""
 COUNT_TTL_S = 30.0
 ITERATIVE_EF_FACTOR = 1.0
-"""Multiplies ``base_ef_search`` for filtered iterative scans, whatever the owner's share of
-the rows. At 100k x 384 clustered (the issue's benchmark) relaxed iterative scans at
-ef_search 40 gave recall@10 0.999-1.0 for owners of 30% and 69% of the rows, and a factor
-of 4 only cost latency (benchmarks/memory_search.py). Measured again (session 3) for owners of
-10%, 20% and 69%: recall 0.932 / 0.989 / 1.0 at ef_search 40, 0.933 / 0.988 / 1.0 at 64,
-0.937 / 0.990 / 1.0 at 100, while p95 latency grew about 1.5x per step; an ``ef_search``
-raised by the inverse square root of the share (the earlier rule) bought nothing."""
+"""Multiplies ``base_ef_search`` for filtered iterative scans, before the raise by the inverse
+square root of the share of rows that may pass the filter (counted up to the exact cap, so an
+underestimate: a larger list, never a smaller one). Whether the raise buys recall depends on
+the index: on an index built in one go (CREATE INDEX) over 100k x 384 clustered vectors,
+relaxed scans at ef_search 40 already gave recall@10 0.99-1.0 for owners of 20-69% of the
+rows; on one grown insert by insert through the API (with 40k lexical vectors beside them)
+they gave 0.971 (30%) and 0.963 (69%), and 0.994-0.997 at 100 (benchmarks/memory_search.py,
+session 3)."""
 ITERATIVE_SCAN_VERSION = (0, 8)
 """The first pgvector release with ``hnsw.iterative_scan``."""
 FALLBACK_HNSW_MIN_SHARE = 0.2
@@ -265,11 +267,11 @@ class PgvectorInsights(PostgresKeywordSearch):
         """Set this transaction up for a filtered HNSW scan over about ``matching`` rows."""
         iterative = self._has_iterative_scans(conn)
         if ef_search is None:
+            share = self._share(conn, matching)
             base = max(self.base_ef_search, k)
-            # Iterative scans go on until enough rows pass the filter: the base list suffices
-            # (a larger one cost latency and bought no recall; see ITERATIVE_EF_FACTOR). A
-            # post-filtered scan must find 1/share times the candidates itself.
-            scale = ITERATIVE_EF_FACTOR if iterative else 1.0 / self._share(conn, matching)
+            # Iterative scans go on until enough rows pass the filter, so a modest raise keeps
+            # recall; a post-filtered scan must find 1/share times the candidates itself.
+            scale = ITERATIVE_EF_FACTOR / math.sqrt(share) if iterative else 1.0 / share
             ef_search = min(MAX_EF_SEARCH, math.ceil(base * scale))
         settings = f"SET LOCAL hnsw.ef_search = {int(ef_search)}"
         if iterative:
