@@ -97,6 +97,14 @@ _PLAIN_SEARCH_SQL = {
 }
 
 
+def _hits(rows: Sequence[Any]) -> Candidates:
+    """(id, cosine similarity) of rows ending in their distance, best first (relaxed-order
+    scans may return them slightly out of order)."""
+    hits = [(row[0], 1.0 - float(row[-1])) for row in rows]
+    hits.sort(key=lambda hit: -hit[1])
+    return hits
+
+
 @contextlib.contextmanager
 def _as_sqlalchemy_errors(conn: sa.Connection) -> Iterator[None]:
     """Driver errors raised as SQLAlchemy raises them: a `DBAPIError` (parameters hidden), and
@@ -322,9 +330,7 @@ class PgvectorInsights(PostgresKeywordSearch):
         columns = (*INSIGHT_COLUMNS, distance) if with_rows else (INSIGHTS.c.id, distance)
         statement = sa.select(*columns).where(INSIGHTS.c.user_id == user_id, *conditions)
         rows = conn.execute(statement.order_by(distance).limit(k)).all()
-        hits = [(row[0], 1.0 - float(row[-1])) for row in rows]
-        hits.sort(key=lambda hit: -hit[1])
-        return hits, ({row[0]: row for row in rows} if with_rows else {})
+        return _hits(rows), ({row[0]: row for row in rows} if with_rows else {})
 
     def _plain_search(
         self,
@@ -345,8 +351,7 @@ class PgvectorInsights(PostgresKeywordSearch):
         sql = _PLAIN_SEARCH_SQL[(with_rows, exact)]
         with _as_sqlalchemy_errors(conn), driver.cursor() as cursor:
             rows = cursor.execute(sql, {"query": query, "user_id": user_id, "k": k}).fetchall()
-        hits = [(row[0], 1.0 - float(row[-1])) for row in rows]
-        hits.sort(key=lambda hit: -hit[1])
+        hits = _hits(rows)
         if not with_rows:
             return hits, {}
         return hits, {
