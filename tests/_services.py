@@ -164,9 +164,35 @@ class PgServer:
         name = _dbname_of(url_or_name)
         if name in {"postgres", "template0", "template1", _dbname_of(self.admin_url)}:
             raise ValueError(f"refusing to drop {name!r}")
-        query = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        ident = sql.Identifier(name)
         with _admin_connection(self.admin_url) as conn:
-            conn.execute(query)
+            try:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+            except psycopg.errors.InsufficientPrivilege:
+                # FORCE checks that this role may signal every backend on the database, and an
+                # autovacuum worker has no role, so a role without pg_signal_backend is refused
+                # (PostgreSQL 15, seen in CI after a write-heavy test). A plain DROP DATABASE
+                # stops autovacuum workers itself: end this role's own sessions, then retry it.
+                _drop_database_without_force(conn, name, ident)
+
+
+def _drop_database_without_force(conn: psycopg.Connection[Any], name: str, ident: sql.Identifier) -> None:
+    deadline = time.monotonic() + START_DEADLINE_S
+    while True:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid() AND usesysid IS NOT NULL"
+            " AND pg_has_role(usesysid, 'USAGE')",
+            (name,),
+        )
+        try:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(ident))
+        except psycopg.errors.ObjectInUse:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+        else:
+            return
 
 
 def _admin_connection(url: str) -> psycopg.Connection[Any]:

@@ -9,9 +9,11 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 import redis
+from psycopg import sql
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from tests import _services
 from tests._services import (
     PasswordDatabase,
     PgServer,
@@ -52,6 +54,20 @@ def test_dropped_database_is_gone(pgvector_server: PgServer) -> None:
     with psycopg.connect(url):
         # A session left open must not block the drop.
         pgvector_server.drop_database(url)
+    with pytest.raises(psycopg.OperationalError, match="does not exist"):
+        psycopg.connect(url).close()
+
+
+def test_drop_without_force_ends_open_sessions(pgvector_server: PgServer) -> None:
+    # The path taken when FORCE is refused (an autovacuum worker on a server where the role
+    # lacks pg_signal_backend): this role's own sessions are ended and the drop retried.
+    url = pgvector_server.create_database("noforce")
+    name = _current_database(url)
+    admin_url = pgvector_server.admin_url
+    with psycopg.connect(url) as open_session, _services._admin_connection(admin_url) as admin:
+        _services._drop_database_without_force(admin, name, sql.Identifier(name))
+        with pytest.raises(psycopg.OperationalError):
+            open_session.execute("SELECT 1")
     with pytest.raises(psycopg.OperationalError, match="does not exist"):
         psycopg.connect(url).close()
 
