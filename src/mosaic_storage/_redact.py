@@ -66,6 +66,11 @@ _DOUBLE_QUOTED = r'"(?:[^"\\]++|\\.)*+"'
 _KV_SECRET = re.compile(
     rf"(?i)({_RUN_START}{_KEY}\s*=\s*)({_SINGLE_QUOTED}|{_DOUBLE_QUOTED}|(?:[^\s\\]++|\\.)++)"
 )
+# YAML, log and header lines with a bare key: password: ..., REDIS_PASSWORD: '...', api_key: ...
+# The value stays on its line; a key right after "://" is a URL's user name, not a field.
+_COLON_SECRET = re.compile(
+    rf"(?i)({_RUN_START}(?<!://){_KEY}[ \t]*:[ \t]*)({_SINGLE_QUOTED}|{_DOUBLE_QUOTED}|(?:[^\s\\]++|\\.)++)"
+)
 # JSON and Python reprs: "password": "...", 'password': '...'.
 _MAPPING_SECRET = re.compile(rf"(?i)((?P<q>[\"']){_KEY}(?P=q)\s*:\s*)({_DOUBLE_QUOTED}|{_SINGLE_QUOTED})")
 _BEARER = re.compile(r"(?i)\b((?:bearer|token|basic)\s+)[A-Za-z0-9._~+/=\-]{6,}")
@@ -139,8 +144,8 @@ def redact(text: object) -> str:
 
     Covers URL userinfo (``postgresql://u:PW@h``, ``redis://:PW@h``, ``redis://TOKEN@h``),
     secret query parameters, libpq ``key=value`` strings, ``PGPASSWORD=...``, JSON and dict
-    reprs (``"password": "..."``), bearer tokens, URL-encoded forms, and every secret that
-    configuration parsed earlier in this process.
+    reprs (``"password": "..."``), YAML and log lines (``password: ...``), bearer tokens,
+    URL-encoded forms, and every secret that configuration parsed earlier in this process.
     """
     out = str(text)
     with _known_lock:
@@ -233,6 +238,7 @@ _STAGES: tuple[tuple[str, _Hint, re.Pattern[str], Callable[[re.Match[str]], str]
         _MAPPING_SECRET,
         lambda m: m.group(1) + m.group(3)[0] + MASK + m.group(3)[0],
     ),
+    (":", re.compile(rf"(?i):[ \t]*(?:{_NAMES_REVERSED}){_KEY_CHARS}*+"), _COLON_SECRET, _mask_value),
     ("", _bearer_starts, _BEARER, lambda m: m.group(1) + MASK),
     ("AUTH", re.compile("HTUA"), _AUTH_ARGS, lambda m: m.group(1) + MASK),
     ("-", re.compile(r"-(?:ks|kp|kr|[abp]xox)"), _API_KEY_LIKE, lambda m: f"{m.group(1)}-{MASK}"),

@@ -31,6 +31,11 @@ from mosaic_storage import redact
         "Authorization: Bearer S3cretPw.token-value",
         "https://api.example.com/v1?api_key=S3cretPw",
         "token=S3cretPw",
+        "password: S3cretPw",
+        "redis:\n  password: 'S3cret Pw'\n  host: cache",
+        "REDIS_PASSWORD:S3cretPw",
+        "X-Api-Key: S3cretPw",
+        'db_token:\t"S3cret Pw"',
         f"postgresql://mosaic:{quote('S3cret@Pw/:%', safe='')}@db/mosaic",
     ],
 )
@@ -204,6 +209,8 @@ _ADVERSARIAL = {
     "auth words": "AUTH\t" * 200_000,
     "api key prefixes": "sk-" * 333_333,
     "colons": "a:" * 500_000,
+    "secret keys and colons": "password:" * 111_111,
+    "colon keys and spaces": "api_key: \t" * 90_000,
 }
 
 
@@ -224,6 +231,16 @@ def test_redaction_stays_linear_on_a_megabyte_of_adversarial_input(name):
         assert out == text  # a key with no value is left alone
     if name == "many secret keys":
         assert out == "password=***"
+
+
+def test_bare_key_colon_lines_mask_the_value_and_nothing_else():
+    # YAML, log and header lines: the value up to the end of its token, never the next line.
+    assert redact("password: S3cretPw user: ann") == "password: *** user: ann"
+    assert redact("password:\nhost: db") == "password:\nhost: db"
+    assert redact("redis://token:S3cretPw@cache:6379/0") == "redis://token:***@cache:6379/0"
+    assert redact("password authentication failed for user ann") == (
+        "password authentication failed for user ann"
+    )
 
 
 def test_a_secret_key_after_any_letter_or_separator_is_masked():
