@@ -499,6 +499,11 @@ class Insights:
     Every call takes ``user_id``; no call reads or changes another user's insights.
     """
 
+    search_in_transaction = True
+    """Whether `search` runs its statements in one transaction; a backend that opens one only
+    where it needs one (pgvector: for the ``SET LOCAL`` of an HNSW scan) saves the
+    ``BEGIN``/``COMMIT`` round trips of every other search."""
+
     def __init__(self, memory: Memory) -> None:
         self._memory = memory
         self._engine = memory.store.engine
@@ -1023,8 +1028,8 @@ class Insights:
             # The user check is kept, in Python, as a second line of defence.
             return {id_: row for id_, row in rows.items() if row.user_id == user_id}, ranked
 
-        # One transaction, without the checkout ping (a dead pooled connection is retried once).
-        rows, ranked = run_read(self._engine, read, transaction=True)
+        # Without the checkout ping (a dead pooled connection is retried once).
+        rows, ranked = run_read(self._engine, read, transaction=self.search_in_transaction)
         return [
             InsightHit(
                 id=id_,

@@ -145,6 +145,10 @@ class _HitRow(NamedTuple):
 class PgvectorInsights(PostgresKeywordSearch):
     """Insights on pgvector: the database ranks vectors, with a per-query plan (see the module doc)."""
 
+    # A search runs in autocommit: one round trip for an exact plan; an HNSW scan opens the
+    # transaction its SET LOCAL needs (`_hnsw_scan`).
+    search_in_transaction = False
+
     exact_max_rows = EXACT_MAX_ROWS
     base_ef_search = BASE_EF_SEARCH
 
@@ -271,6 +275,24 @@ class PgvectorInsights(PostgresKeywordSearch):
     def _share(self, conn: sa.Connection, matching: int) -> float:
         return min(1.0, max(matching, 1) / self._table_size(conn))
 
+    @contextlib.contextmanager
+    def _hnsw_scan(
+        self, conn: sa.Connection, matching: int, k: int, *, ef_search: int | None = None
+    ) -> Iterator[None]:
+        """Run the block as an HNSW scan over about ``matching`` rows: its settings are
+        ``SET LOCAL``, so on a connection in autocommit (a search) the block gets a transaction
+        of its own; inside a transaction (a write's dedupe) it joins that one."""
+        from psycopg.pq import TransactionStatus
+
+        driver = self._driver(conn)
+        if driver.autocommit and driver.info.transaction_status == TransactionStatus.IDLE:
+            with _as_sqlalchemy_errors(conn), driver.transaction():
+                self._use_hnsw(conn, matching, k, ef_search=ef_search)
+                yield
+        else:
+            self._use_hnsw(conn, matching, k, ef_search=ef_search)
+            yield
+
     def _use_hnsw(self, conn: sa.Connection, matching: int, k: int, *, ef_search: int | None = None) -> None:
         """Set this transaction up for a filtered HNSW scan over about ``matching`` rows."""
         iterative = self._has_iterative_scans(conn)
@@ -322,14 +344,15 @@ class PgvectorInsights(PostgresKeywordSearch):
         distance: sa.ColumnElement[float] = INSIGHTS.c.embedding.op("<=>", return_type=sa.Float)(
             sa.bindparam("query_vector", query, type_=_RAW_VECTOR)
         )
-        if self._plan_exact(conn, matching):
+        exact = self._plan_exact(conn, matching)
+        if exact:
             # The same expression in the select list and ORDER BY is computed once per row.
             distance = distance + 0
-        else:
-            self._use_hnsw(conn, matching, k)
         columns = (*INSIGHT_COLUMNS, distance) if with_rows else (INSIGHTS.c.id, distance)
         statement = sa.select(*columns).where(INSIGHTS.c.user_id == user_id, *conditions)
-        rows = conn.execute(statement.order_by(distance).limit(k)).all()
+        statement = statement.order_by(distance).limit(k)
+        with contextlib.nullcontext() if exact else self._hnsw_scan(conn, matching, k):
+            rows = conn.execute(statement).all()
         return _hits(rows), ({row[0]: row for row in rows} if with_rows else {})
 
     def _plain_search(
@@ -346,10 +369,12 @@ class PgvectorInsights(PostgresKeywordSearch):
         """`_vector_search` without filters, straight through psycopg: the statements are
         fixed, and SQLAlchemy's per-statement work cost more than the HNSW scan itself."""
         exact = self._plan_exact(conn, matching)
-        if not exact:
-            self._use_hnsw(conn, matching, k)
         sql = _PLAIN_SEARCH_SQL[(with_rows, exact)]
-        with _as_sqlalchemy_errors(conn), driver.cursor() as cursor:
+        with (
+            contextlib.nullcontext() if exact else self._hnsw_scan(conn, matching, k),
+            _as_sqlalchemy_errors(conn),
+            driver.cursor() as cursor,
+        ):
             rows = cursor.execute(sql, {"query": query, "user_id": user_id, "k": k}).fetchall()
         hits = _hits(rows)
         if not with_rows:
@@ -380,6 +405,7 @@ class PgvectorInsights(PostgresKeywordSearch):
             ef_search = DEDUPE_EF_SEARCH
             if not self._has_iterative_scans(conn):
                 ef_search = min(MAX_EF_SEARCH, math.ceil(ef_search / self._share(conn, matching)))
+            # Dedupe runs inside the write's transaction, where SET LOCAL holds until its commit.
             self._use_hnsw(conn, matching, 1, ef_search=ef_search)
             order = "i.embedding <=> q.v"
         self._driver(conn)

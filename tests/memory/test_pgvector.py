@@ -182,3 +182,31 @@ def test_a_search_on_a_connection_the_server_closed_runs_again_on_a_fresh_one(ve
     finally:
         with store.engine.begin() as conn:
             conn.exec_driver_sql("ALTER TABLE insights_gone RENAME TO insights")
+
+
+def test_an_hnsw_search_in_autocommit_gets_its_scan_settings(vector_memory):
+    # Searches run in autocommit; an HNSW plan opens the transaction its SET LOCAL needs. Were
+    # the settings lost (SET LOCAL outside a transaction does nothing), the index would be
+    # post-filtered at ef_search 40 and a 1% owner would get back a fraction of its neighbours.
+    rng = np.random.default_rng(5)
+    dim = vector_memory.embedder.dim
+    _load(vector_memory, "crowd", rng.normal(size=(1500, dim)).astype(np.float32))
+    few = rng.normal(size=(15, dim)).astype(np.float32)
+    few_ids = _load(vector_memory, "few", few)
+    insights = vector_memory.insights
+    insights.exact_max_rows = 0  # every owner takes the HNSW plan
+    store = vector_memory.store
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE insights")
+        # At this size the planner would rather sort the owner's 15 rows than walk the index;
+        # at 100k rows it walks the index (the issue's trap). Make it walk the index here too.
+        name = conn.exec_driver_sql("SELECT current_database()").scalar()
+        conn.exec_driver_sql(f'ALTER DATABASE "{name}" SET enable_sort = off')
+    store.engine.dispose()
+    for mode in ("vector", "hybrid"):
+        hits = insights.search("row", user_id="few", mode=mode, vector=few[3], limit=10)
+        assert hits[0].id == few_ids[3]
+        assert len(hits) == 10 and {h.id for h in hits} <= set(few_ids)
+    # Nothing stays on the pooled connections: the next plain read sees the defaults.
+    with vector_memory.store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW hnsw.iterative_scan").scalar() == "off"
