@@ -32,6 +32,11 @@ _SECRET_NAMES = (
     "client_secret",
     "secret_key",
     "auth",
+    "authorization",
+    "cookie",
+    "passphrase",
+    "private_key",
+    "secret_access_key",
 )
 # A key that ends in a secret name: password, PGPASSWORD, REDIS_PASSWORD, db_token, ...
 #
@@ -66,10 +71,16 @@ _DOUBLE_QUOTED = r'"(?:[^"\\]++|\\.)*+"'
 _KV_SECRET = re.compile(
     rf"(?i)({_RUN_START}{_KEY}\s*=\s*)({_SINGLE_QUOTED}|{_DOUBLE_QUOTED}|(?:[^\s\\]++|\\.)++)"
 )
-# YAML, log and header lines with a bare key: password: ..., REDIS_PASSWORD: '...', api_key: ...
-# The value stays on its line; a key right after "://" is a URL's user name, not a field.
+# YAML, log and header lines with a bare key: password: ..., "password": 12345678,
+# REDIS_PASSWORD: '...', Authorization: ..., userPassword:: .... A space after the colon is
+# required (host:port and URLs have none). The value is the rest of the line (a YAML scalar
+# runs to its end, and an unquoted password may hold spaces), except a quoted string that
+# closes on the line and ends the value (JSON: "password": "...", "user": ...).
+_LINE_DOUBLE_QUOTED = r'"(?:[^"\\\r\n]++|\\.)*+"'
+_LINE_SINGLE_QUOTED = r"'(?:[^'\\\r\n]++|\\.)*+'"
 _COLON_SECRET = re.compile(
-    rf"(?i)({_RUN_START}(?<!://){_KEY}[ \t]*:[ \t]*)({_SINGLE_QUOTED}|{_DOUBLE_QUOTED}|(?:[^\s\\]++|\\.)++)"
+    rf"(?i)({_RUN_START}(?<!://){_KEY}[\"']?[ \t]*+:[:=]?[ \t]++)"
+    rf"((?:{_LINE_DOUBLE_QUOTED}|{_LINE_SINGLE_QUOTED})(?=[ \t]*+(?:[,;}}\]#\r\n]|\Z))|[^\r\n]++)"
 )
 # JSON and Python reprs: "password": "...", 'password': '...'.
 _MAPPING_SECRET = re.compile(rf"(?i)((?P<q>[\"']){_KEY}(?P=q)\s*:\s*)({_DOUBLE_QUOTED}|{_SINGLE_QUOTED})")
@@ -238,7 +249,12 @@ _STAGES: tuple[tuple[str, _Hint, re.Pattern[str], Callable[[re.Match[str]], str]
         _MAPPING_SECRET,
         lambda m: m.group(1) + m.group(3)[0] + MASK + m.group(3)[0],
     ),
-    (":", re.compile(rf"(?i):[ \t]*(?:{_NAMES_REVERSED}){_KEY_CHARS}*+"), _COLON_SECRET, _mask_value),
+    (
+        ":",
+        re.compile(rf"(?i):[ \t]*+[\"']?(?:{_NAMES_REVERSED}){_KEY_CHARS}*+"),
+        _COLON_SECRET,
+        _mask_value,
+    ),
     ("", _bearer_starts, _BEARER, lambda m: m.group(1) + MASK),
     ("AUTH", re.compile("HTUA"), _AUTH_ARGS, lambda m: m.group(1) + MASK),
     ("-", re.compile(r"-(?:ks|kp|kr|[abp]xox)"), _API_KEY_LIKE, lambda m: f"{m.group(1)}-{MASK}"),

@@ -33,7 +33,14 @@ from mosaic_storage import redact
         "token=S3cretPw",
         "password: S3cretPw",
         "redis:\n  password: 'S3cret Pw'\n  host: cache",
-        "REDIS_PASSWORD:S3cretPw",
+        "REDIS_PASSWORD:\tS3cretPw",
+        "password: correct S3cret battery staple",
+        "password: 'it''s S3cret'",
+        '{"password": 12345678, "S3cret": 1}',
+        "Authorization: ghp_S3cretPw",
+        "userPassword:: S3cretPw==",
+        "password: [S3cretPw, other]",
+        'password: "S3cret Pw',
         "X-Api-Key: S3cretPw",
         'db_token:\t"S3cret Pw"',
         f"postgresql://mosaic:{quote('S3cret@Pw/:%', safe='')}@db/mosaic",
@@ -211,6 +218,9 @@ _ADVERSARIAL = {
     "colons": "a:" * 500_000,
     "secret keys and colons": "password:" * 111_111,
     "colon keys and spaces": "api_key: \t" * 90_000,
+    "colon keys and open quotes": "password: '" * 90_000,
+    "quoted keys and colons": '"password": ' * 80_000,
+    "double colons": "pass:: " * 140_000,
 }
 
 
@@ -233,14 +243,26 @@ def test_redaction_stays_linear_on_a_megabyte_of_adversarial_input(name):
         assert out == "password=***"
 
 
-def test_bare_key_colon_lines_mask_the_value_and_nothing_else():
-    # YAML, log and header lines: the value up to the end of its token, never the next line.
-    assert redact("password: S3cretPw user: ann") == "password: *** user: ann"
+def test_bare_key_colon_lines_mask_the_rest_of_their_line_and_nothing_else():
+    # YAML, log and header lines: the value is the rest of its line, never the next line; a
+    # quoted value that closes on the line and ends it keeps what follows (JSON).
+    assert redact("password: S3cretPw user: ann") == "password: ***"
     assert redact("password:\nhost: db") == "password:\nhost: db"
-    assert redact("redis://token:S3cretPw@cache:6379/0") == "redis://token:***@cache:6379/0"
+    assert redact("password: 'S3cret\nhost: db") == "password: '***'\nhost: db"
+    assert redact('{"password": "S3cretPw", "user": "ann"}') == '{"password": "***", "user": "ann"}'
     assert redact("password authentication failed for user ann") == (
         "password authentication failed for user ann"
     )
+    # host:port (no space after the colon) is never a key and its value.
+    for text in (
+        "postgresql://u:S3cretPw@pgpass:5432/db",
+        "redis://user@oauth:6379/0",
+        "https://x.auth:8443/realms/main",
+        "Error 111 connecting to redis-auth:6379. Connection refused.",
+    ):
+        out = redact(text)
+        assert "S3cret" not in out
+        assert out.split("@")[-1] == text.split("@")[-1], out
 
 
 def test_a_secret_key_after_any_letter_or_separator_is_masked():
