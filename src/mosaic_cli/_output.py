@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from mosaic_storage import ConfigError, MosaicError, redact
+from mosaic_storage import ConfigError, MosaicError, redact, redact_data
 
 # Exit codes, documented in docs/cli.md.
 EXIT_OK = 0
@@ -26,31 +26,19 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _redact_tree(data: Any) -> Any:
-    # Redacted before encoding: JSON escaping (quotes, backslashes, non-ASCII) would hide a
-    # secret from a pass over the encoded text.
-    if isinstance(data, dict):
-        return {redact(key): _redact_tree(value) for key, value in data.items()}
-    if isinstance(data, list | tuple):
-        return [_redact_tree(value) for value in data]
-    if isinstance(data, str):
-        return redact(data)
-    return data
-
-
 def print_json(data: Any) -> None:
-    """Print one JSON document on stdout, with every string redacted.
+    """Print one JSON document on stdout, redacted (`mosaic_storage.redact_data`).
 
     Each string (keys too) is redacted before encoding, never the encoded text: a pattern
     such as ``KEY=value`` would run on into the closing quote and break the JSON.
     """
-    text = json.dumps(_redact_tree(data), indent=2, default=lambda value: redact(str(value)))
+    text = json.dumps(redact_data(data), indent=2, default=lambda value: redact(str(value)))
     sys.stdout.write(text + "\n")
 
 
 def print_json_line(data: Any) -> None:
     """One compact JSON document on its own line (JSON Lines), redacted, flushed at once."""
-    text = json.dumps(_redact_tree(data), default=lambda value: redact(str(value)))
+    text = json.dumps(redact_data(data), default=lambda value: redact(str(value)))
     sys.stdout.write(redact(text) + "\n")
     sys.stdout.flush()
 

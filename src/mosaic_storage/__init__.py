@@ -40,7 +40,7 @@ from ._errors import (
     TierDetectionError,
 )
 from ._ids import new_id
-from ._redact import redact
+from ._redact import redact, redact_data
 
 if TYPE_CHECKING:
     from ._migrations import current, downgrade, head, schema_diff, upgrade
@@ -88,6 +88,7 @@ __all__ = [
     "open_store",
     "quickstart",
     "redact",
+    "redact_data",
     "schema_diff",
     "upgrade",
 ]

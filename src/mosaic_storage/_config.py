@@ -137,9 +137,12 @@ def _check_unambiguous_credentials(url: str, *, field: str, source: str | None) 
     """Refuse URLs whose password end drivers read differently; the message never echoes the URL."""
     rest = url.partition("://")[2].split("#", 1)[0]
     userinfo = rest.rpartition("@")[0]
-    if re.search(r"\s", url) or re.search(r"[/?#@]", userinfo):
+    # Quotes and angle brackets end a URL where redaction looks for one (they end it in most
+    # text around a URL too): a password holding one would be shown in part.
+    if re.search(r"\s", url) or re.search(r"[/?#@'\"<>]", userinfo):
         raise ConfigError(
-            "the URL's user name, password or a query value holds an unencoded space, /, ?, # or @ "
+            "the URL's user name, password or a query value holds an unencoded space, /, ?, #, @, "
+            "quote or angle bracket "
             "(the URL is not shown: it may hold a password)",
             field=field,
             source=source,
@@ -183,9 +186,10 @@ def check_redis_url(url: str, *, field: str = "queue.url", source: str | None = 
             remediation="use redis://HOST:6379/0 (or rediss://, valkey://)",
         )
     userinfo = url.partition("://")[2].rpartition("@")[0]
-    if re.search(r"[\s/?#@]", userinfo):
+    if re.search(r"[\s/?#@'\"<>]", userinfo):
         raise ConfigError(
-            "the user name or password in the queue URL holds an unencoded / ? # @ or space",
+            "the user name or password in the queue URL holds an unencoded / ? # @, space, quote"
+            " or angle bracket",
             field=field,
             source=source,
             remediation="percent-encode it, e.g. urllib.parse.quote(password, safe='')",

@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
 
 MASK = "***"
 
 # Schemes whose lone userinfo (``redis://TOKEN@host``) is a credential rather than a user name.
-_TOKEN_USERINFO_SCHEMES = frozenset({"redis", "rediss", "valkey", "valkeys", "unix"})
+# http(s) too: ``https://TOKEN@github.com`` is how Git hosts take access tokens.
+_TOKEN_USERINFO_SCHEMES = frozenset({"redis", "rediss", "valkey", "valkeys", "unix", "http", "https"})
 
 # Names of fields that hold secrets (not secrets themselves).
 _SECRET_NAMES = (
@@ -68,19 +70,27 @@ _QUERY_SECRET = re.compile(rf"(?i)([?&;]{_KEY}=)([^&;#\s'\"]*)")
 _SINGLE_QUOTED = r"'(?:[^'\\]++|\\.)*+'"
 _DOUBLE_QUOTED = r'"(?:[^"\\]++|\\.)*+"'
 # libpq key=value strings and env-style assignments: password=..., PGPASSWORD='...'.
+# A value that is an auth scheme and its credential (authorization=Basic dXNl...) is masked whole.
+_SCHEME_AND_CREDENTIAL = r"(?:bearer|basic|digest|token)[ \t]++[^\s'\"\\]++"
 _KV_SECRET = re.compile(
-    rf"(?i)({_RUN_START}{_KEY}\s*=\s*)({_SINGLE_QUOTED}|{_DOUBLE_QUOTED}|(?:[^\s\\]++|\\.)++)"
+    rf"(?i)({_RUN_START}{_KEY}\s*=\s*)"
+    rf"({_SCHEME_AND_CREDENTIAL}|{_SINGLE_QUOTED}|{_DOUBLE_QUOTED}|(?:[^\s\\]++|\\.)++)"
 )
 # YAML, log and header lines with a bare key: password: ..., "password": 12345678,
-# REDIS_PASSWORD: '...', Authorization: ..., userPassword:: .... A space after the colon is
-# required (host:port and URLs have none). The value is the rest of the line (a YAML scalar
-# runs to its end, and an unquoted password may hold spaces), except a quoted string that
-# closes on the line and ends the value (JSON: "password": "...", "user": ...).
+# REDIS_PASSWORD: '...', Authorization: ..., userPassword:: .... After a bare key a space
+# after the colon is required (host:port and URLs have none); after a quoted key it is not.
+# The value is the rest of the line (a YAML scalar runs to its end, and an unquoted password
+# may hold spaces), except a quoted string that closes on the line and ends the value (JSON:
+# "password": "...", "user": ...).
 _LINE_DOUBLE_QUOTED = r'"(?:[^"\\\r\n]++|\\.)*+"'
 _LINE_SINGLE_QUOTED = r"'(?:[^'\\\r\n]++|\\.)*+'"
 _COLON_SECRET = re.compile(
-    rf"(?i)({_RUN_START}(?<!://){_KEY}[\"']?[ \t]*+:[:=]?[ \t]++)"
+    rf"(?i)({_RUN_START}(?<!://){_KEY}(?:[\"'][ \t]*+:[ \t]*+|[ \t]*+:[:=]?[ \t]++))"
     rf"((?:{_LINE_DOUBLE_QUOTED}|{_LINE_SINGLE_QUOTED})(?=[ \t]*+(?:[,;}}\]#\r\n]|\Z))|[^\r\n]++)"
+)
+# Pairs in Python reprs: ('x-api-key', '...'), as httpx's Headers and dict.items() print them.
+_PAIR_SECRET = re.compile(
+    rf"(?i)(\(\s*+(?P<q>[\"']){_KEY}(?P=q)\s*+,\s*+)({_DOUBLE_QUOTED}|{_SINGLE_QUOTED})(?=\s*+\))"
 )
 # JSON and Python reprs: "password": "...", 'password': '...'.
 _MAPPING_SECRET = re.compile(rf"(?i)((?P<q>[\"']){_KEY}(?P=q)\s*:\s*)({_DOUBLE_QUOTED}|{_SINGLE_QUOTED})")
@@ -255,10 +265,40 @@ _STAGES: tuple[tuple[str, _Hint, re.Pattern[str], Callable[[re.Match[str]], str]
         _COLON_SECRET,
         _mask_value,
     ),
+    (
+        "(",
+        re.compile(rf"(?i),\s*+([\"'])(?:{_NAMES_REVERSED}){_KEY_CHARS}*+\1\s*+\("),
+        _PAIR_SECRET,
+        lambda m: m.group(1) + m.group(3)[0] + MASK + m.group(3)[0],
+    ),
     ("", _bearer_starts, _BEARER, lambda m: m.group(1) + MASK),
     ("AUTH", re.compile("HTUA"), _AUTH_ARGS, lambda m: m.group(1) + MASK),
     ("-", re.compile(r"-(?:ks|kp|kr|[abp]xox)"), _API_KEY_LIKE, lambda m: f"{m.group(1)}-{MASK}"),
 )
+
+
+def redact_data(data: Any) -> Any:
+    """A JSON-like value (dicts, lists, tuples, strings, numbers) safe to print or log.
+
+    Every string is `redact`-ed, keys too, and every value under a secret-named key
+    (``password``, ``api_key``, ``Authorization``, ...) is masked whole, at any depth: a job
+    payload ``{"smtp": {"password": "..."}}`` prints as ``{"smtp": {"password": "***"}}``.
+    Redact before encoding: JSON escaping would hide a secret from a pass over the text.
+    """
+    if isinstance(data, dict):
+        return {
+            redact(key): MASK
+            if isinstance(key, str) and value is not None and _SECRET_KEY.fullmatch(key)
+            else redact_data(value)
+            for key, value in data.items()
+        }
+    if isinstance(data, list | tuple):
+        if len(data) == 2 and isinstance(data[0], str) and _SECRET_KEY.fullmatch(data[0]):
+            return [redact(data[0]), MASK]  # a (name, value) pair: headers as a list of pairs
+        return [redact_data(value) for value in data]
+    if isinstance(data, str):
+        return redact(data)
+    return data
 
 
 def redact_url(url: str) -> str:

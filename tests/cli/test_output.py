@@ -39,3 +39,20 @@ def test_any_json_data_prints_as_valid_json(data):
     with contextlib.redirect_stdout(out):
         print_json({"payload": data, "key=": "value=x", "tail": "a=b"})
     json.loads(out.getvalue())
+
+
+def test_values_under_secret_named_keys_are_masked_at_any_depth(capsys):
+    # A job payload or a header list holds the secret as a plain value: the key tells.
+    print_json(
+        {
+            "payload": {"smtp": {"password": "S3cretPw", "port": 25}, "api_key": 12345678},
+            "headers": [["Authorization", "S3cretTok"], ["Accept", "json"]],
+            "user": "ann",
+        }
+    )
+    out = capsys.readouterr().out
+    assert "S3cret" not in out and "12345678" not in out
+    data = json.loads(out)
+    assert data["payload"]["smtp"] == {"password": "***", "port": 25}
+    assert data["headers"] == [["Authorization", "***"], ["Accept", "json"]]
+    assert data["user"] == "ann"

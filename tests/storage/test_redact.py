@@ -41,6 +41,11 @@ from mosaic_storage import redact
         "userPassword:: S3cretPw==",
         "password: [S3cretPw, other]",
         'password: "S3cret Pw',
+        "authorization=Basic S3cretPwdXNl",
+        "token=Bearer S3cretTok",
+        '{"password":12345678, "S3cret": 1}',
+        "Headers([('x-api-key', 'S3cretPw'), ('host', 'h')])",
+        "https://S3cretTok@github.com/org/repo.git",
         "X-Api-Key: S3cretPw",
         'db_token:\t"S3cret Pw"',
         f"postgresql://mosaic:{quote('S3cret@Pw/:%', safe='')}@db/mosaic",
@@ -221,6 +226,8 @@ _ADVERSARIAL = {
     "colon keys and open quotes": "password: '" * 90_000,
     "quoted keys and colons": '"password": ' * 80_000,
     "double colons": "pass:: " * 140_000,
+    "open pairs": "('token', " * 100_000,
+    "scheme values": "token=Bearer " * 80_000,
 }
 
 
@@ -265,6 +272,22 @@ def test_bare_key_colon_lines_mask_the_rest_of_their_line_and_nothing_else():
         assert out.split("@")[-1] == text.split("@")[-1], out
 
 
+def test_passwords_with_quotes_or_angle_brackets_are_refused_unechoed():
+    # Redaction reads a URL up to a quote or bracket: such a password would be shown in part.
+    for url in ("postgresql://mosaic:Tr0ub'S3cret@db/mosaic", "postgresql://m:a<S3cret@db/x"):
+        with pytest.raises(ms.ConfigError) as err:
+            ms.MosaicConfig(storage=ms.StorageConfig(url=url))
+        assert "S3cret" not in str(err.value) and "quote" in str(err.value)
+    with pytest.raises(ms.ConfigError) as err:
+        ms.QueueConfig(type=ms.QueueType.REDIS, url="redis://:S3c'ret@cache:6379/0")
+    assert "S3c" not in str(err.value)
+
+
+def test_only_a_pair_whose_name_is_secret_is_masked():
+    assert redact("[('token', 'S3cretPw'), ('user', 'ann')]") == "[('token', '***'), ('user', 'ann')]"
+    assert redact("('user', 'token')") == "('user', 'token')"
+
+
 def test_a_secret_key_after_any_letter_or_separator_is_masked():
     for text in ("épassword=S3cretPw", "name-password=S3cretPw", "--token=S3cretPw", "x:PGPASSWORD=S3cretPw"):
         assert "S3cret" not in redact(text), text
@@ -282,7 +305,7 @@ _FRAGMENTS = [
     "password", "PASSWORD", "PgPassword", "pwd", "token", "Bearer ", "basic ", "api-key", "api_key",
     "secret_key", "=", "= ", " ", "'", '"', ":", ": ", "?", "&", ";", "://", "@", "redis", "postgres",
     "AUTH", "AUTH ", "sk-", "xoxb-", "-", "_", "a", "\\", "\n", "\t", "12345678", ",", "/", "#", "<",
-    "\u017f", "\u212a", "\u0131", "\u0130", "é",
+    "\u017f", "\u212a", "\u0131", "\u0130", "é", "(", ")", ", ", "::", ":=", "\"", "authorization",
 ]  # fmt: skip
 
 
