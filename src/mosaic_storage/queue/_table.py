@@ -169,18 +169,31 @@ def decode_payload(value: Any) -> dict[str, Any]:
     return dict(value)
 
 
-def to_job(row: Sequence[Any]) -> Job:
-    job_id, kind, payload, attempts, max_attempts, dedupe_key, reserved_at = row
-    stamp = reserved_at if isinstance(reserved_at, str) else reserved_at.isoformat()
-    return Job(
-        id=job_id,
-        kind=kind,
-        payload=decode_payload(payload),
-        attempt=attempts,
-        max_attempts=max_attempts,
-        dedupe_key=dedupe_key,
-        receipt=f"{attempts}@{stamp}",
-    )
+def to_jobs(rows: Iterable[Sequence[Any]]) -> list[Job]:
+    """Jobs from reserved rows (id, kind, payload, attempts, max_attempts, dedupe_key, run_at).
+
+    One reservation stamps all its rows with the same time: it is formatted once.
+    """
+    stamps: dict[Any, str] = {}
+    jobs: list[Job] = []
+    for job_id, kind, payload, attempts, max_attempts, dedupe_key, reserved_at in rows:
+        stamp = stamps.get(reserved_at)
+        if stamp is None:
+            stamp = reserved_at if isinstance(reserved_at, str) else reserved_at.isoformat()
+            stamps[reserved_at] = stamp
+        jobs.append(
+            Job(
+                id=job_id,
+                kind=kind,
+                # psycopg hands jsonb over decoded, a fresh dict per row.
+                payload=payload if type(payload) is dict else decode_payload(payload),
+                attempt=attempts,
+                max_attempts=max_attempts,
+                dedupe_key=dedupe_key,
+                receipt=f"{attempts}@{stamp}",
+            )
+        )
+    return jobs
 
 
 INFO_COLUMNS = "id, kind, status, attempts, max_attempts, payload, run_at, last_error, dedupe_key"

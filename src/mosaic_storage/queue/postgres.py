@@ -10,7 +10,7 @@ from typing import Any
 
 from .._ids import new_id
 from .._redact import redact
-from ._table import INFO_COLUMNS, TableQueue, fence, to_info, to_job
+from ._table import INFO_COLUMNS, TableQueue, fence, to_info, to_jobs
 from .protocol import (
     DEFAULT_LEASE,
     Job,
@@ -215,7 +215,7 @@ class PostgresQueue(TableQueue):
             else:
                 rows = self._run(_RESERVE, (float(lease), kinds, count)).fetchall()
             if rows or time.monotonic() >= deadline:
-                return acked, [to_job(row) for row in rows]
+                return acked, to_jobs(rows)
             time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
 
     def ack(self, job: Job) -> bool:
