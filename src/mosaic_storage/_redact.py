@@ -72,9 +72,15 @@ _DOUBLE_QUOTED = r'"(?:[^"\\]++|\\.)*+"'
 # libpq key=value strings and env-style assignments: password=..., PGPASSWORD='...'.
 # A value that is an auth scheme and its credential (authorization=Basic dXNl...) is masked whole.
 _SCHEME_AND_CREDENTIAL = r"(?:bearer|basic|digest|token)[ \t]++[^\s'\"\\]++"
+# Python reprs too: password=b'...', auth=('user', '...') (a bracket group of bounded length on
+# one line, so a line of unclosed groups stays linear).
+_PY_PREFIX = "[bBrRuU]{0,2}"
+# Quoted with escaped quotes, inside a JSON string: password=\"...\".
+_ESCAPED_QUOTED = r'\\++"(?:[^\\\r\n]++|\\++(?!"))*+\\++"' + "|" + r"\\++'(?:[^\\\r\n]++|\\++(?!'))*+\\++'"
 _KV_SECRET = re.compile(
     rf"(?i)({_RUN_START}{_KEY}\s*=\s*)"
-    rf"({_SCHEME_AND_CREDENTIAL}|{_SINGLE_QUOTED}|{_DOUBLE_QUOTED}|(?:[^\s\\]++|\\.)++)"
+    rf"({_SCHEME_AND_CREDENTIAL}|{_ESCAPED_QUOTED}|{_PY_PREFIX}{_SINGLE_QUOTED}|{_PY_PREFIX}{_DOUBLE_QUOTED}"
+    rf"|[(\[][^()\[\]\r\n]{{0,200}}[)\]]|(?:[^\s\\]++|\\.)++)"
 )
 # YAML, log and header lines with a bare key: password: ..., "password": 12345678,
 # REDIS_PASSWORD: '...', Authorization: ..., userPassword:: .... After a bare key a space
@@ -91,6 +97,12 @@ _COLON_SECRET = re.compile(
 # Pairs in Python reprs: ('x-api-key', '...'), as httpx's Headers and dict.items() print them.
 _PAIR_SECRET = re.compile(
     rf"(?i)(\(\s*+(?P<q>[\"']){_KEY}(?P=q)\s*+,\s*+)({_DOUBLE_QUOTED}|{_SINGLE_QUOTED})(?=\s*+\))"
+)
+# JSON inside a JSON string (an API error quoting a request body): \"password\": \"...\". A
+# run of backslashes is taken whole, so runs of them stay linear.
+_ESCAPED_MAPPING_SECRET = re.compile(
+    rf"(?i)(\\++(?P<q>[\"']){_KEY}\\++(?P=q)\s*+:\s*+)(\\++(?P=q))"
+    rf"(?:[^\\\r\n]++|\\++(?!(?P=q)))*+(?=\\++(?P=q))"
 )
 # JSON and Python reprs: "password": "...", 'password': '...'.
 _MAPPING_SECRET = re.compile(rf"(?i)((?P<q>[\"']){_KEY}(?P=q)\s*:\s*)({_DOUBLE_QUOTED}|{_SINGLE_QUOTED})")
@@ -264,6 +276,12 @@ _STAGES: tuple[tuple[str, _Hint, re.Pattern[str], Callable[[re.Match[str]], str]
         re.compile(rf"(?i):[ \t]*+[\"']?(?:{_NAMES_REVERSED}){_KEY_CHARS}*+"),
         _COLON_SECRET,
         _mask_value,
+    ),
+    (
+        "\\",
+        re.compile(rf"(?i):\s*+([\"'])\\++(?:{_NAMES_REVERSED}){_KEY_CHARS}*+\1\\++"),
+        _ESCAPED_MAPPING_SECRET,
+        lambda m: m.group(1) + m.group(3) + MASK,
     ),
     (
         "(",

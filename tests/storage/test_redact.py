@@ -46,6 +46,10 @@ from mosaic_storage import redact
         '{"password":12345678, "S3cret": 1}',
         "Headers([('x-api-key', 'S3cretPw'), ('host', 'h')])",
         "https://S3cretTok@github.com/org/repo.git",
+        '{"detail": "{\\"password\\": \\"S3cretPw\\"}"}',
+        '{"msg": "password=\\"S3c retPw\\""}',
+        "Client(auth=('user', 'S3cretPw'))",
+        "Cfg(password=b'S3c retPw')",
         "X-Api-Key: S3cretPw",
         'db_token:\t"S3cret Pw"',
         f"postgresql://mosaic:{quote('S3cret@Pw/:%', safe='')}@db/mosaic",
@@ -227,6 +231,10 @@ _ADVERSARIAL = {
     "quoted keys and colons": '"password": ' * 80_000,
     "double colons": "pass:: " * 140_000,
     "open pairs": "('token', " * 100_000,
+    "backslash runs": "\\" * 1_000_000,
+    "escaped keys": '\\"password\\": \\"' * 60_000,
+    "escaped values": 'password=\\"' * 80_000,
+    "open groups": "password=(" * 100_000,
     "scheme values": "token=Bearer " * 80_000,
 }
 
@@ -306,6 +314,7 @@ _FRAGMENTS = [
     "secret_key", "=", "= ", " ", "'", '"', ":", ": ", "?", "&", ";", "://", "@", "redis", "postgres",
     "AUTH", "AUTH ", "sk-", "xoxb-", "-", "_", "a", "\\", "\n", "\t", "12345678", ",", "/", "#", "<",
     "\u017f", "\u212a", "\u0131", "\u0130", "é", "(", ")", ", ", "::", ":=", "\"", "authorization",
+    '\\"', "\\\\", "b'", "[", "]",
 ]  # fmt: skip
 
 
