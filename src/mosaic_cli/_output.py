@@ -38,8 +38,9 @@ def print_json(data: Any) -> None:
 
 def print_json_line(data: Any) -> None:
     """One compact JSON document on its own line (JSON Lines), redacted, flushed at once."""
+    # Not redacted again once encoded: a KEY=value pattern would run into the closing quote.
     text = json.dumps(redact_data(data), default=lambda value: redact(str(value)))
-    sys.stdout.write(redact(text) + "\n")
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 

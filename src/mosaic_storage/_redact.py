@@ -12,7 +12,9 @@ MASK = "***"
 
 # Schemes whose lone userinfo (``redis://TOKEN@host``) is a credential rather than a user name.
 # http(s) too: ``https://TOKEN@github.com`` is how Git hosts take access tokens.
-_TOKEN_USERINFO_SCHEMES = frozenset({"redis", "rediss", "valkey", "valkeys", "unix", "http", "https"})
+_TOKEN_USERINFO_SCHEMES = frozenset(
+    {"redis", "rediss", "valkey", "valkeys", "unix", "http", "https", "ws", "wss", "git"}
+)
 
 # Names of fields that hold secrets (not secrets themselves).
 _SECRET_NAMES = (
@@ -38,7 +40,12 @@ _SECRET_NAMES = (
     "cookie",
     "passphrase",
     "private_key",
+    "privatekey",
+    "private-key",
+    "secretkey",
+    "secret-key",
     "secret_access_key",
+    "secretaccesskey",
 )
 # A key that ends in a secret name: password, PGPASSWORD, REDIS_PASSWORD, db_token, ...
 #
@@ -71,7 +78,7 @@ _SINGLE_QUOTED = r"'(?:[^'\\]++|\\.)*+'"
 _DOUBLE_QUOTED = r'"(?:[^"\\]++|\\.)*+"'
 # libpq key=value strings and env-style assignments: password=..., PGPASSWORD='...'.
 # A value that is an auth scheme and its credential (authorization=Basic dXNl...) is masked whole.
-_SCHEME_AND_CREDENTIAL = r"(?:bearer|basic|digest|token)[ \t]++[^\s'\"\\]++"
+_SCHEME_AND_CREDENTIAL = r"(?:bearer|basic|digest|negotiate|token)[ \t]++[^\s'\"\\]++"
 # Python reprs too: password=b'...', auth=('user', '...') (a bracket group of bounded length on
 # one line, so a line of unclosed groups stays linear).
 _PY_PREFIX = "[bBrRuU]{0,2}"
@@ -80,7 +87,7 @@ _ESCAPED_QUOTED = r'\\++"(?:[^\\\r\n]++|\\++(?!"))*+\\++"' + "|" + r"\\++'(?:[^\
 _KV_SECRET = re.compile(
     rf"(?i)({_RUN_START}{_KEY}\s*=\s*)"
     rf"({_SCHEME_AND_CREDENTIAL}|{_ESCAPED_QUOTED}|{_PY_PREFIX}{_SINGLE_QUOTED}|{_PY_PREFIX}{_DOUBLE_QUOTED}"
-    rf"|[(\[][^()\[\]\r\n]{{0,200}}[)\]]|(?:[^\s\\]++|\\.)++)"
+    rf"|(?:[A-Za-z_][\w.]{{0,60}})?[(\[][^()\[\]\r\n]{{0,200}}[)\]]|(?:[^\s\\]++|\\.)++)"
 )
 # YAML, log and header lines with a bare key: password: ..., "password": 12345678,
 # REDIS_PASSWORD: '...', Authorization: ..., userPassword:: .... After a bare key a space
@@ -90,19 +97,23 @@ _KV_SECRET = re.compile(
 # "password": "...", "user": ...).
 _LINE_DOUBLE_QUOTED = r'"(?:[^"\\\r\n]++|\\.)*+"'
 _LINE_SINGLE_QUOTED = r"'(?:[^'\\\r\n]++|\\.)*+'"
+# HTTP allows a header without the space (Authorization:xyz); such names are never hosts.
+_HEADER_KEY = rf"{_KEY_CHARS}*+(?:(?<=authorization)|(?<=cookie)|(?<=api-key)|(?<=apikey)|(?<=api_key))"
 _COLON_SECRET = re.compile(
-    rf"(?i)({_RUN_START}(?<!://){_KEY}(?:[\"'][ \t]*+:[ \t]*+|[ \t]*+:[:=]?[ \t]++))"
+    rf"(?i)({_RUN_START}(?<!://)"
+    rf"(?:{_HEADER_KEY}[ \t]*+:[ \t]*+|{_KEY}(?:[\"'][ \t]*+:[ \t]*+|[ \t]*+:[:=]?[ \t]++)))"
     rf"((?:{_LINE_DOUBLE_QUOTED}|{_LINE_SINGLE_QUOTED})(?=[ \t]*+(?:[,;}}\]#\r\n]|\Z))|[^\r\n]++)"
 )
-# Pairs in Python reprs: ('x-api-key', '...'), as httpx's Headers and dict.items() print them.
+# Pairs in Python reprs: ('x-api-key', '...'), as httpx's Headers and dict.items() print them
+# (b'...' for raw headers).
 _PAIR_SECRET = re.compile(
-    rf"(?i)(\(\s*+(?P<q>[\"']){_KEY}(?P=q)\s*+,\s*+)({_DOUBLE_QUOTED}|{_SINGLE_QUOTED})(?=\s*+\))"
+    rf"(?i)(\(\s*+b?(?P<q>[\"']){_KEY}(?P=q)\s*+,\s*+b?)({_DOUBLE_QUOTED}|{_SINGLE_QUOTED})(?=\s*+\))"
 )
 # JSON inside a JSON string (an API error quoting a request body): \"password\": \"...\". A
 # run of backslashes is taken whole, so runs of them stay linear.
 _ESCAPED_MAPPING_SECRET = re.compile(
-    rf"(?i)(\\++(?P<q>[\"']){_KEY}\\++(?P=q)\s*+:\s*+)(\\++(?P=q))"
-    rf"(?:[^\\\r\n]++|\\++(?!(?P=q)))*+(?=\\++(?P=q))"
+    rf"(?i)(\\++(?P<q>[\"']){_KEY}\\++(?P=q)\s*+:\s*+)"
+    rf"(?:(\\++(?P=q))(?:[^\\\r\n]++|\\++(?!(?P=q)))*+(?=\\++(?P=q))|[^\s,;}}\]\\\"']++)"
 )
 # JSON and Python reprs: "password": "...", 'password': '...'.
 _MAPPING_SECRET = re.compile(rf"(?i)((?P<q>[\"']){_KEY}(?P=q)\s*:\s*)({_DOUBLE_QUOTED}|{_SINGLE_QUOTED})")
@@ -143,12 +154,17 @@ def remember_secrets_in_url(url: str) -> None:
         userinfo = authority.rsplit("@", 1)[0]
         if ":" in userinfo:
             remember_secret(userinfo.split(":", 1)[1])
-        elif scheme.lower().split("+")[0] in _TOKEN_USERINFO_SCHEMES:
+        elif _token_userinfo(scheme):
             remember_secret(userinfo)
     query = authority.partition("?")[2] or rest.partition("?")[2]
     for key, value in parse_qsl(query.split("#")[0], keep_blank_values=True):
         if _SECRET_KEY.fullmatch(key):
             remember_secret(value)
+
+
+def _token_userinfo(scheme: str) -> bool:
+    """Whether a lone user info in a URL of ``scheme`` is a credential (git+https, redis+tls, ...)."""
+    return any(part in _TOKEN_USERINFO_SCHEMES for part in scheme.lower().split("+"))
 
 
 def _mask_url(match: re.Match[str]) -> str:
@@ -159,7 +175,7 @@ def _mask_url(match: re.Match[str]) -> str:
     if ":" in userinfo:
         user = userinfo.split(":", 1)[0]
         masked = f"{user}:{MASK}"
-    elif scheme.lower().split("+")[0] in _TOKEN_USERINFO_SCHEMES:
+    elif _token_userinfo(scheme):
         masked = MASK
     else:
         masked = userinfo
@@ -281,11 +297,11 @@ _STAGES: tuple[tuple[str, _Hint, re.Pattern[str], Callable[[re.Match[str]], str]
         "\\",
         re.compile(rf"(?i):\s*+([\"'])\\++(?:{_NAMES_REVERSED}){_KEY_CHARS}*+\1\\++"),
         _ESCAPED_MAPPING_SECRET,
-        lambda m: m.group(1) + m.group(3) + MASK,
+        lambda m: m.group(1) + (m.group(3) or "") + MASK,
     ),
     (
         "(",
-        re.compile(rf"(?i),\s*+([\"'])(?:{_NAMES_REVERSED}){_KEY_CHARS}*+\1\s*+\("),
+        re.compile(rf"(?i),\s*+([\"'])(?:{_NAMES_REVERSED}){_KEY_CHARS}*+\1b?\s*+\("),
         _PAIR_SECRET,
         lambda m: m.group(1) + m.group(3)[0] + MASK + m.group(3)[0],
     ),
@@ -300,23 +316,35 @@ def redact_data(data: Any) -> Any:
 
     Every string is `redact`-ed, keys too, and every value under a secret-named key
     (``password``, ``api_key``, ``Authorization``, ...) is masked whole, at any depth: a job
-    payload ``{"smtp": {"password": "..."}}`` prints as ``{"smtp": {"password": "***"}}``.
-    Redact before encoding: JSON escaping would hide a secret from a pass over the text.
+    payload ``{"smtp": {"password": "..."}}`` prints as ``{"smtp": {"password": "***"}}``. So is
+    the second item of a ``(name, value)`` tuple with a secret name (headers as pairs). Named
+    tuples become dicts. Redact before encoding: JSON escaping would hide a secret from a pass
+    over the text.
     """
     if isinstance(data, dict):
         return {
-            redact(key): MASK
-            if isinstance(key, str) and value is not None and _SECRET_KEY.fullmatch(key)
-            else redact_data(value)
+            _redact_key(key): MASK if value is not None and _is_secret_name(key) else redact_data(value)
             for key, value in data.items()
         }
+    if isinstance(data, tuple) and hasattr(data, "_asdict"):
+        return redact_data(data._asdict())
+    if isinstance(data, tuple) and len(data) == 2 and _is_secret_name(data[0]):
+        return [_redact_key(data[0]), MASK]
     if isinstance(data, list | tuple):
-        if len(data) == 2 and isinstance(data[0], str) and _SECRET_KEY.fullmatch(data[0]):
-            return [redact(data[0]), MASK]  # a (name, value) pair: headers as a list of pairs
         return [redact_data(value) for value in data]
     if isinstance(data, str):
         return redact(data)
     return data
+
+
+def _is_secret_name(key: object) -> bool:
+    if isinstance(key, bytes):
+        key = key.decode("latin-1")
+    return isinstance(key, str) and _SECRET_KEY.fullmatch(key) is not None
+
+
+def _redact_key(key: object) -> object:
+    return redact(key) if isinstance(key, str) else key
 
 
 def redact_url(url: str) -> str:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mosaic_cli._output import print_json
+from mosaic_cli._output import print_json, print_json_line
 
 SECRETS = [
     "export OPENAI_API_KEY=sk-proj-abcdefghijklmnop",
@@ -46,7 +46,8 @@ def test_values_under_secret_named_keys_are_masked_at_any_depth(capsys):
     print_json(
         {
             "payload": {"smtp": {"password": "S3cretPw", "port": 25}, "api_key": 12345678},
-            "headers": [["Authorization", "S3cretTok"], ["Accept", "json"]],
+            "headers": [("Authorization", "S3cretTok"), ("Accept", "json")],
+            "scopes": ["auth", "billing"],
             "user": "ann",
         }
     )
@@ -55,4 +56,11 @@ def test_values_under_secret_named_keys_are_masked_at_any_depth(capsys):
     data = json.loads(out)
     assert data["payload"]["smtp"] == {"password": "***", "port": 25}
     assert data["headers"] == [["Authorization", "***"], ["Accept", "json"]]
+    assert data["scopes"] == ["auth", "billing"]  # a plain list of words is not a pair
     assert data["user"] == "ann"
+
+
+def test_a_json_line_stays_valid_json_with_a_secret_in_a_value(capsys):
+    print_json_line({"msg": "password=S3cretPw", "n": 1})
+    line = capsys.readouterr().out
+    assert json.loads(line) == {"msg": "password=***", "n": 1}
