@@ -251,3 +251,26 @@ def test_a_failed_multi_step_upgrade_changes_nothing_and_can_be_run_again(store)
         conn.execute(sa.text("UPDATE projects SET status = 'paused'"))
     assert ms.upgrade(store) == ms.head()
     assert ms.schema_diff(store) == []
+
+
+def test_0010_keeps_jobs_and_their_keys_and_indexes_only_jobs_with_a_key(store):
+    from mosaic_storage.queue import NewJob, open_queue
+
+    ms.upgrade(store, "0009")
+    with open_queue(store) as queue:
+        keyed, plain = queue.enqueue_many([NewJob("k", {"n": 1}, dedupe_key="once"), NewJob("k", {"n": 2})])
+    assert ms.upgrade(store) == ms.head()
+    assert ms.schema_diff(store) == []
+    with open_queue(store) as queue:
+        # The key still dedupes across the upgrade; jobs without one never collide.
+        assert queue.enqueue("k", {"n": 3}, dedupe_key="once") == keyed
+        assert len({queue.enqueue("k", {"n": i}) for i in range(3)} | {plain}) == 4
+        assert queue.stats().queued == 5
+    (index,) = [i for i in sa.inspect(store.engine).get_indexes("jobs") if i["name"] == "uq_jobs_dedupe_key"]
+    assert index["unique"]
+    where = index["dialect_options"].get(f"{store.dialect}_where")
+    assert where is not None and "dedupe_key IS NOT NULL" in str(where)
+    assert ms.downgrade(store, "0009") == "0009"
+    with open_queue(store) as queue:
+        assert queue.enqueue("k", {"n": 4}, dedupe_key="once") == keyed  # the constraint is back
+    assert ms.upgrade(store) == ms.head()

@@ -68,7 +68,7 @@ INSERT INTO jobs (
 )
 SELECT i, k, p::jsonb, 'queued', 0, m, d, now() + s * interval '1 second', now(), now()
 FROM unnest(%b::text[], %b::text[], %b::text[], %b::int[], %b::text[], %b::float8[]) AS t(i, k, p, m, d, s)
-ON CONFLICT (dedupe_key) DO NOTHING
+ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING
 RETURNING id
 """
 

@@ -165,7 +165,7 @@ class SQLiteQueue(TableQueue):
                 cur.execute(
                     "INSERT INTO jobs (id, kind, payload, status, attempts, max_attempts, dedupe_key,"
                     " run_at, created_at, updated_at) VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?7)"
-                    " ON CONFLICT (dedupe_key) DO NOTHING",
+                    " ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING",
                     row,
                 )
                 if cur.rowcount == 0:
