@@ -133,13 +133,18 @@ def check_storage_url(url: str, *, field: str = "storage.url", source: str | Non
         )
 
 
+# Characters a URL's user name or password must hold percent-encoded: drivers disagree on where
+# the password ends at / ? # @, and quotes and angle brackets end a URL where redaction looks
+# for one (they end it in most text around a URL too), so a password holding one would be
+# shown in part.
+_NEEDS_ENCODING_IN_USERINFO = re.compile(r"[\s/?#@'\"<>]")
+
+
 def _check_unambiguous_credentials(url: str, *, field: str, source: str | None) -> None:
     """Refuse URLs whose password end drivers read differently; the message never echoes the URL."""
     rest = url.partition("://")[2].split("#", 1)[0]
     userinfo = rest.rpartition("@")[0]
-    # Quotes and angle brackets end a URL where redaction looks for one (they end it in most
-    # text around a URL too): a password holding one would be shown in part.
-    if re.search(r"\s", url) or re.search(r"[/?#@'\"<>]", userinfo):
+    if re.search(r"\s", url) or _NEEDS_ENCODING_IN_USERINFO.search(userinfo):
         raise ConfigError(
             "the URL's user name, password or a query value holds an unencoded space, /, ?, #, @, "
             "quote or angle bracket "
@@ -186,7 +191,7 @@ def check_redis_url(url: str, *, field: str = "queue.url", source: str | None = 
             remediation="use redis://HOST:6379/0 (or rediss://, valkey://)",
         )
     userinfo = url.partition("://")[2].rpartition("@")[0]
-    if re.search(r"[\s/?#@'\"<>]", userinfo):
+    if _NEEDS_ENCODING_IN_USERINFO.search(userinfo):
         raise ConfigError(
             "the user name or password in the queue URL holds an unencoded / ? # @, space, quote"
             " or angle bracket",

@@ -166,6 +166,8 @@ def decode_payload(value: Any) -> dict[str, Any]:
     if isinstance(value, str | bytes):
         decoded: dict[str, Any] = json.loads(value)
         return decoded
+    if type(value) is dict:
+        return value  # psycopg hands jsonb over decoded, a fresh dict per row
     return dict(value)
 
 
@@ -185,8 +187,7 @@ def to_jobs(rows: Iterable[Sequence[Any]]) -> list[Job]:
             Job(
                 id=job_id,
                 kind=kind,
-                # psycopg hands jsonb over decoded, a fresh dict per row.
-                payload=payload if type(payload) is dict else decode_payload(payload),
+                payload=decode_payload(payload),
                 attempt=attempts,
                 max_attempts=max_attempts,
                 dedupe_key=dedupe_key,
