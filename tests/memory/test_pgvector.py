@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pytest
 
@@ -203,8 +205,10 @@ def test_an_hnsw_search_in_autocommit_gets_its_scan_settings(vector_memory):
         name = conn.exec_driver_sql("SELECT current_database()").scalar()
         conn.exec_driver_sql(f'ALTER DATABASE "{name}" SET enable_sort = off')
     store.engine.dispose()
-    for mode in ("vector", "hybrid"):
-        hits = insights.search("row", user_id="few", mode=mode, vector=few[3], limit=10)
+    # Unfiltered searches go straight through psycopg, filtered ones through SQLAlchemy.
+    since = {"created_at": {"gte": dt.datetime(2000, 1, 1, tzinfo=dt.UTC)}}
+    for mode, filters in (("vector", None), ("hybrid", None), ("vector", since)):
+        hits = insights.search("row", user_id="few", mode=mode, vector=few[3], limit=10, filters=filters)
         assert hits[0].id == few_ids[3]
         assert len(hits) == 10 and {h.id for h in hits} <= set(few_ids)
     # Nothing stays on the pooled connections: the next plain read sees the defaults.

@@ -271,6 +271,15 @@ def test_0010_keeps_jobs_and_their_keys_and_indexes_only_jobs_with_a_key(store):
     where = index["dialect_options"].get(f"{store.dialect}_where")
     assert where is not None and "dedupe_key IS NOT NULL" in str(where)
     assert ms.downgrade(store, "0009") == "0009"
+    inspector = sa.inspect(store.engine)
+    unique = {c["name"]: c["column_names"] for c in inspector.get_unique_constraints("jobs")}
+    assert unique.get("uq_jobs_dedupe_key") == ["dedupe_key"]  # the full constraint is back
+    partial = [
+        i
+        for i in inspector.get_indexes("jobs")
+        if i["name"] == "uq_jobs_dedupe_key" and i["dialect_options"].get(f"{store.dialect}_where")
+    ]
+    assert partial == []
     with open_queue(store) as queue:
         assert queue.enqueue("k", {"n": 4}, dedupe_key="once") == keyed  # the constraint is back
     assert ms.upgrade(store) == ms.head()
