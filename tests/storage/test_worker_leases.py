@@ -99,7 +99,10 @@ def test_second_signal_stops_handler_threads_before_releasing_their_jobs(
 
     threading.Thread(target=signal_twice).start()
     report = Worker(queue, registry, lease=30, poll=0.05, concurrency=2).run()
-    assert (report.released, report.stopped_by) == (1, "SIGTERM")
+    # The idle thread's reservation may already be waiting when the job is released: it gets
+    # the job back, sees the stop and releases it again, without running it (CI saw 2 once).
+    assert report.released in (1, 2) and report.stopped_by == "SIGTERM"
+    assert report.succeeded == report.failed == 0
     assert not [t for t in threading.enumerate() if t.name.startswith("mosaic-worker")]
     with open_queue(queue_url) as other:  # type: ignore[attr-defined]
         [job] = other.reserve(["k"], lease=10)
