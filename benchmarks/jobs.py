@@ -17,7 +17,9 @@ Anchors, same run, same servers:
                 round trip (XREADGROUP COUNT 1, then XACK). The batch loops json-encode and decode
                 the payload, as any raw code must;
   * PostgreSQL: a raw psycopg loop, one job per transaction (SELECT .. FOR UPDATE SKIP LOCKED
-                LIMIT 1; UPDATE; COMMIT) on the same jobs table;
+                LIMIT 1; UPDATE; COMMIT) on the same jobs table. Printed for reference,
+                without a target: the same loop 100 jobs a transaction (one row write a job,
+                at the server's durability), against the XREADGROUP anchor and the API;
   * SQLite:     a raw sqlite3 loop, one job per transaction (BEGIN IMMEDIATE; SELECT; UPDATE; COMMIT).
                 Printed for reference, without a target: the same loop with leases (each
                 transaction marks the last job done and leases the next: two row writes a job,
@@ -202,6 +204,43 @@ def postgres_anchor(store: ms.Store, single_n: int) -> float:
     return rate(single_n, seconds)
 
 
+def postgres_batch_loop(store: ms.Store, n: int) -> float:
+    """For reference, not a target: a raw batch loop on the same table, at the server's durability.
+
+    SELECT .. LIMIT 100 FOR UPDATE SKIP LOCKED, one UPDATE of those rows to done, COMMIT: one
+    durable commit and one row write a job, where the API's reserve and ack write each job twice
+    (reserved with a lease, then done) because its handlers run outside the transaction.
+    """
+    with contextlib.closing(open_queue(store)) as queue:
+        for start in range(0, n, 1000):
+            queue.enqueue_many(NewJob("anchor.batch", payload(i)) for i in range(start, min(n, start + 1000)))
+    raw = store.engine.raw_connection()
+    conn = raw.driver_connection
+    raw.detach()
+    assert conn is not None
+    conn.autocommit = False
+
+    def loop() -> None:
+        done = 0
+        while done < n:
+            rows = conn.execute(
+                "SELECT id, payload FROM jobs WHERE status = 'queued' AND kind = 'anchor.batch'"
+                " ORDER BY run_at LIMIT %s FOR UPDATE SKIP LOCKED",
+                (BATCH,),
+                prepare=True,
+            ).fetchall()
+            if not rows:
+                raise RuntimeError(f"raw batch loop ran dry after {done} of {n} jobs")
+            ids = [row[0] for row in rows]
+            conn.execute("UPDATE jobs SET status = 'done' WHERE id = ANY(%s)", (ids,), prepare=True)
+            conn.commit()
+            done += len(rows)
+
+    seconds = timed(loop)
+    conn.close()
+    return rate(n, seconds)
+
+
 def sqlite_anchor(store: ms.Store, single_n: int) -> float:
     import sqlite3
 
@@ -326,6 +365,7 @@ def run_backend(
     # Each API figure is measured right after its anchor, and judged by the median of the
     # per-round ratios: this machine's load moves a lot between rounds.
     results: dict[str, list[tuple[float, float]]] = {"enqueue": [], "batch": [], "one": [], "leased": []}
+    raw_batch: list[tuple[float, float, float]] = []  # (raw loop, Redis anchor, API) per round
     try:
         if store is not None and store.dialect == "postgresql":
             with store.engine.connect() as conn:
@@ -336,6 +376,8 @@ def run_backend(
         for _ in range(args.rounds):
             results["enqueue"].append((anchors.xadd(n), api_enqueue(queue, n)))
             results["batch"].append((anchors.read_batch(n), api_batch(queue, n)))
+            if backend == "postgres":
+                raw_batch.append((postgres_batch_loop(store, n), *results["batch"][-1]))  # type: ignore[arg-type]
             if backend == "redis":
                 one = anchors.one_by_one(single_n)
             elif backend == "sqlite":
@@ -362,6 +404,13 @@ def run_backend(
         print(
             f"  {label:<30} {median([api for _, api in pairs]):>10,.0f} jobs/s"
             f"  {ratio:5.2f}x  {verdict} (target {target}x)"
+        )
+    if raw_batch:
+        raw_rate = median([r for r, _, _ in raw_batch])
+        print(
+            f"  (no target: raw psycopg SKIP LOCKED 100 loop {raw_rate:>8,.0f} jobs/s,"
+            f" {median([r / redis_rate for r, redis_rate, _ in raw_batch]):.2f}x the XREADGROUP anchor;"
+            f" reserve(100) + ack_many is {median([api / r for r, _, api in raw_batch]):.2f}x of it)"
         )
     if results["leased"]:
         pairs = results["leased"]
