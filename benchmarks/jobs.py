@@ -23,7 +23,8 @@ Anchors, same run, same servers:
   * SQLite:     a raw sqlite3 loop, one job per transaction (BEGIN IMMEDIATE; SELECT; UPDATE; COMMIT).
                 Printed for reference, without a target: the same loop with leases (each
                 transaction marks the last job done and leases the next: two row writes a job,
-                as any queue whose jobs run outside the write lock).
+                as any queue whose jobs run outside the write lock), and the queue's own
+                statements (with the delivery fence) in a bare loop: the Worker's floor.
 Each API figure is measured right after its anchor, --rounds times; printed are medians, and the
 verdict is on the median of the per-round ratios (this machine's load moves a lot between rounds).
 Targets: enqueue and batch reserve+ack >= 0.5x the raw Redis figures (XADD pipelined; XREADGROUP
@@ -306,6 +307,46 @@ def sqlite_leased_loop(store: ms.Store, single_n: int) -> float:
     return rate(single_n, seconds)
 
 
+def sqlite_statements_loop(store: ms.Store, single_n: int) -> float:
+    """For reference, not a target: the SQLite queue's own statements in a bare loop.
+
+    What `ack_and_reserve` runs for a one-at-a-time worker (ack the last job with its
+    delivery fence, pick the next, lease it), without the API's Python around them: the
+    floor of the Worker on this backend.
+    """
+    import datetime as dt
+    import sqlite3
+
+    from mosaic_storage.queue import sqlite as queue_sql
+
+    with contextlib.closing(open_queue(store)) as queue:
+        queue.enqueue_many(NewJob("statements", payload(i)) for i in range(single_n))
+    conn = sqlite3.connect(store.engine.url.database or "", isolation_level=None, timeout=30)
+    conn.execute("PRAGMA synchronous = NORMAL")
+    pick, lease = queue_sql._pick(1), queue_sql._reserve_many(1)
+
+    def stamp(when: dt.datetime) -> str:
+        return when.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+    def loop() -> None:
+        last = None
+        for _ in range(single_n):
+            now = dt.datetime.now(dt.UTC)
+            now_ts = stamp(now)
+            conn.execute("BEGIN IMMEDIATE")
+            if last is not None:
+                conn.execute(queue_sql._ACK, (now_ts, *last))
+            row = conn.execute(pick, (now_ts, "statements", 1)).fetchone()
+            conn.execute(lease, (stamp(now + dt.timedelta(seconds=60)), now_ts, row[0]))
+            conn.execute("COMMIT")
+            last = (row[0], row[3], now_ts)
+        conn.execute(queue_sql._ACK, (stamp(dt.datetime.now(dt.UTC)), *last))
+
+    seconds = timed(loop)
+    conn.close()
+    return rate(single_n, seconds)
+
+
 # --- the API -----------------------------------------------------------------------------------
 
 
@@ -366,6 +407,7 @@ def run_backend(
     # per-round ratios: this machine's load moves a lot between rounds.
     results: dict[str, list[tuple[float, float]]] = {"enqueue": [], "batch": [], "one": [], "leased": []}
     raw_batch: list[tuple[float, float, float]] = []  # (raw loop, Redis anchor, API) per round
+    statements: list[tuple[float, float, float]] = []  # (statements loop, sqlite3 anchor, API)
     try:
         if store is not None and store.dialect == "postgresql":
             with store.engine.connect() as conn:
@@ -387,6 +429,7 @@ def run_backend(
             results["one"].append((one, api_worker(queue, single_n)))
             if backend == "sqlite":
                 results["leased"].append((sqlite_leased_loop(store, single_n), results["one"][-1][1]))  # type: ignore[arg-type]
+                statements.append((sqlite_statements_loop(store, single_n), *results["one"][-1]))  # type: ignore[arg-type]
     finally:
         queue.close()
         if store is not None:
@@ -417,6 +460,14 @@ def run_backend(
         print(
             f"  (no target: raw sqlite3 loop with leases {median([raw for raw, _ in pairs]):>8,.0f} jobs/s;"
             f" the Worker is {median([api / raw for raw, api in pairs]):.2f}x of it)"
+        )
+    if statements:
+        floor = median([loop / anchor for loop, anchor, _ in statements])
+        loop_rate = median([loop for loop, _, _ in statements])
+        print(
+            f"  (no target: the queue's own statements in a bare loop"
+            f" {loop_rate:>8,.0f} jobs/s, {floor:.2f}x the raw sqlite3 loop;"
+            f" the Worker is {median([api / loop for loop, _, api in statements]):.2f}x of it)"
         )
 
 
