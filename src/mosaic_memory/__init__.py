@@ -13,7 +13,7 @@ from ._filters import compile_filters
 from ._logs import AgentLogs, LogEntry, LogPage, NewLogEntry, TierMove
 from ._memory import UNSET, Insights, Memory, Preferences, Skills, default_dedupe_threshold
 from ._minilm import MiniLMEmbedder
-from ._open import open_memory
+from ._open import MEMORY_SCHEMA, open_memory
 from ._openai import EmbedderError, OpenAICompatibleEmbedder
 from ._protocols import InsightStore, LogStore, MemoryStore, PreferenceStore, SkillStore
 from ._quickstart import MemoryQuickstart, memory_quickstart
@@ -37,6 +37,7 @@ from ._summarize import (
 
 __all__ = [
     "JOB_KIND",
+    "MEMORY_SCHEMA",
     "UNSET",
     "AgentLogs",
     "Embedder",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import sqlalchemy as sa
 
@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from mosaic_storage import Store
 
 META = TABLES["store_meta"]
+MEMORY_SCHEMA: Final = "0008"
+"""The oldest schema revision memory runs on: the newest that changed what its code relies on
+(0008, the SQLite keyword index's insert trigger). Raise it with any such migration."""
 EMBEDDER_KEY = "embedder"
 DIM_KEY = "embedding_dim"
 
@@ -115,15 +118,16 @@ def open_memory(
     "allergic" into "not allergic". Pass a cosine to choose.
 
     Raises:
-        SchemaError: the store's schema is not at head (run `mosaic db upgrade`).
+        SchemaError: the store's schema is older than memory needs (run `mosaic db upgrade`),
+            or newer than this SDK knows (upgrade the package).
         EmbedderMismatchError: the store's vectors come from another embedder or dimension.
     """
-    from mosaic_storage._store import require_schema_current
+    from mosaic_storage._store import require_schema
 
     owns = store is None
     store = store if store is not None else ms.open_store()
     try:
-        require_schema_current(store)
+        require_schema(store, at_least=MEMORY_SCHEMA, needed_by="memory")
         embedder = embedder if embedder is not None else embedder_from_config(store.config)
         check_embedder(store, embedder)
         return backend_for(store)(store, embedder, dedupe_threshold=dedupe_threshold, owns_store=owns)

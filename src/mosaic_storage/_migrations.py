@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from ._redact import redact
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
     from ._store import Store
 
@@ -64,17 +66,28 @@ def migration_options() -> dict[str, Any]:
     return {key: attributes.get(key) for key in _OPTION_KEYS}
 
 
-def head() -> str:
-    """The newest schema revision this SDK ships."""
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    """The revisions this SDK ships (read once: they are files of the installed package)."""
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
     config = Config()
     config.set_main_option("script_location", "mosaic_storage:_alembic")
-    revision = ScriptDirectory.from_config(config).get_current_head()
+    return ScriptDirectory.from_config(config)
+
+
+def head() -> str:
+    """The newest schema revision this SDK ships."""
+    revision = _scripts().get_current_head()
     if revision is None:  # pragma: no cover - the package always ships revisions
         raise SchemaError("no schema revisions found in mosaic_storage")
     return revision
+
+
+def reaches(revision: str, minimum: str) -> bool:
+    """Whether ``revision`` is ``minimum`` or a later revision; both must be known to this SDK."""
+    return any(script.revision == minimum for script in _scripts().iterate_revisions(revision, "base"))
 
 
 def current(store: Store) -> str | None:
@@ -95,14 +108,10 @@ def revision_of(conn: sa.Connection, schema: str | None = None) -> str | None:
 
 def is_known_revision(revision: str) -> bool:
     """Whether this SDK ships ``revision`` (a database at an unknown one was migrated by a newer SDK)."""
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
     from alembic.util import CommandError
 
-    config = Config()
-    config.set_main_option("script_location", "mosaic_storage:_alembic")
     try:
-        return ScriptDirectory.from_config(config).get_revision(revision) is not None
+        return _scripts().get_revision(revision) is not None
     except CommandError:
         return False
 

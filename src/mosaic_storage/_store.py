@@ -384,13 +384,30 @@ def _meta_dim(meta: dict[str, str], config: MosaicConfig) -> int:
     return config.memory.embedder.dim
 
 
-def require_schema_current(store: Store) -> None:
-    """Raise `SchemaError` unless the store's schema is at the head revision."""
-    from ._migrations import current, head
+def require_schema(store: Store, *, at_least: str, needed_by: str) -> None:
+    """Raise `SchemaError` unless the store's schema is ``at_least`` or a later revision this SDK ships.
+
+    A component asks for the oldest revision its tables work with, not for the head: new code
+    runs on the previous schema while a deployment upgrades (deploy, then migrate). A
+    revision this SDK does not ship was written by a newer SDK, whose tables this code may
+    not understand: refused, with the package to upgrade.
+    """
+    from ._migrations import current, head, is_known_revision, reaches
 
     rev = current(store)
-    if rev != head():
+    if rev is None:
         raise SchemaError(
-            f"the database schema is at {rev or 'nothing (empty database)'}, this SDK needs {head()}",
-            remediation="run `mosaic db upgrade` (or mosaic_storage.upgrade(store))",
+            f"the database has no mosaic schema; {needed_by} needs revision {at_least} or later",
+            remediation=REMEDIATIONS["schema_upgrade"],
+        )
+    if not is_known_revision(rev):
+        raise SchemaError(
+            f"the database schema is at revision {rev}, which this SDK (schema {head()}) does not know:"
+            f" a newer mosaic-stack migrated it, and {needed_by} here may not understand its tables",
+            remediation=REMEDIATIONS["schema_newer"],
+        )
+    if not reaches(rev, at_least):
+        raise SchemaError(
+            f"the database schema is at revision {rev}; {needed_by} needs {at_least} or later",
+            remediation=REMEDIATIONS["schema_upgrade"],
         )

@@ -283,3 +283,64 @@ def test_0010_keeps_jobs_and_their_keys_and_indexes_only_jobs_with_a_key(store):
     with open_queue(store) as queue:
         assert queue.enqueue("k", {"n": 4}, dedupe_key="once") == keyed  # the constraint is back
     assert ms.upgrade(store) == ms.head()
+
+
+def test_memory_runs_on_the_oldest_schema_it_names_and_not_before(store):
+    # Deploy the new SDK, then migrate: memory must work on the revision it names.
+    from mosaic_memory import open_memory
+    from mosaic_memory._open import MEMORY_SCHEMA
+
+    assert ms.upgrade(store, MEMORY_SCHEMA) == MEMORY_SCHEMA != ms.head()
+    with open_memory(store) as memory:
+        first = memory.insights.add("Prefers window seats on long flights", user_id="u1")
+        memory.insights.add_many(["Allergic to peanuts", "Works in Lisbon"], user_id="u1")
+        # The keyword index kept each row once (0008's trigger and the batch writer agree).
+        assert [hit.id for hit in memory.insights.search("window seats", user_id="u1", mode="keyword")] == [
+            first
+        ]
+        assert len(memory.insights.search("peanuts Lisbon", user_id="u1", mode="keyword")) == 2
+    before = ms.downgrade(store, "-1")
+    with pytest.raises(ms.SchemaError, match=f"revision {before}; memory needs {MEMORY_SCHEMA} or later"):
+        open_memory(store)
+    assert ms.upgrade(store) == ms.head()
+    with open_memory(store) as memory:
+        assert memory.insights.get(first, user_id="u1").text == "Prefers window seats on long flights"
+
+
+# The postgres store fixture names a Redis queue: the table queue on PostgreSQL is pgvector's.
+@pytest.mark.parametrize("backend", ["sqlite", "pgvector"])
+def test_the_queue_refuses_a_schema_older_than_it_names(backend, request):
+    from mosaic_storage.queue import open_queue
+    from mosaic_storage.queue._open import QUEUE_SCHEMA
+
+    store = request.getfixturevalue(f"{backend}_store")
+
+    ms.upgrade(store, QUEUE_SCHEMA)
+    with open_queue(store) as queue:
+        queue.enqueue("k", {"n": 1})
+    older = ms.downgrade(store, "-1")
+    with pytest.raises(
+        ms.SchemaError, match=f"revision {older}; the job queue needs {QUEUE_SCHEMA}"
+    ) as refused:
+        open_queue(store)
+    assert "mosaic db upgrade" in str(refused.value)
+
+
+def test_a_schema_from_a_newer_sdk_is_refused_with_the_package_to_upgrade(store):
+    from mosaic_memory import open_memory
+    from mosaic_storage._migrations import VERSION_TABLE
+    from mosaic_storage.queue import open_queue
+
+    ms.upgrade(store)
+    table = f'"{store.schema}".{VERSION_TABLE}' if store.schema else VERSION_TABLE
+    with store.engine.begin() as conn:
+        conn.execute(sa.text(f"UPDATE {table} SET version_num = 'f00d'"))
+    openers = [(open_memory, "memory")]
+    if store.config.queue.type is ms.QueueType.DATABASE:  # the postgres fixture's queue is Redis
+        openers.append((open_queue, "the job queue"))
+    for opener, who in openers:
+        with pytest.raises(ms.SchemaError, match="revision f00d, which this SDK") as refused:
+            opener(store)
+        assert who in str(refused.value)
+        assert "pip install -U mosaic-stack" in str(refused.value)
+        assert "mosaic db upgrade" not in str(refused.value)  # migrating down is not the fix

@@ -11,7 +11,7 @@ Worker(queue, {"email.send": send}).run(until_idle=True)
 
 from __future__ import annotations
 
-from ._open import open_queue
+from ._open import QUEUE_SCHEMA, open_queue
 from .protocol import (
     DEFAULT_LEASE,
     DEFAULT_MAX_ATTEMPTS,
@@ -29,6 +29,7 @@ from .worker import Handler, HandlerRegistry, Worker, WorkerReport, handlers, im
 __all__ = [
     "DEFAULT_LEASE",
     "DEFAULT_MAX_ATTEMPTS",
+    "QUEUE_SCHEMA",
     "Backoff",
     "Handler",
     "HandlerRegistry",

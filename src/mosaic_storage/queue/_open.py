@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from .._config import REDIS_SCHEMES, MosaicConfig, QueueType, url_scheme
 from .protocol import Backoff, JobQueue, QueueError
 
 if TYPE_CHECKING:
     from .._store import Store
+
+QUEUE_SCHEMA: Final = "0009"
+"""The oldest schema revision the table-backed queue runs on (0010's partial dedupe index is
+matched by the same ON CONFLICT clause as 0009's full constraint)."""
 
 
 def open_queue(
@@ -28,6 +32,8 @@ def open_queue(
 
     Raises:
         QueueError: the jobs table is missing, or Redis is unreachable.
+        SchemaError: the schema is older than the queue needs (``mosaic db upgrade``), or
+            newer than this SDK knows (upgrade the package).
         ConfigError: the config or URL is malformed.
         MissingExtraError: the ``redis`` or ``postgres`` extra is not installed.
     """
@@ -59,6 +65,8 @@ def _redis(url: str, *, backoff: Backoff | None, prefix: str | None) -> JobQueue
 def _from_store(store: Store, *, backoff: Backoff | None, prefix: str | None, owned: bool) -> JobQueue:
     import sqlalchemy as sa
 
+    from .._store import require_schema
+
     queue_cfg = store.config.queue
     if queue_cfg.type is QueueType.REDIS and queue_cfg.url:
         if owned:
@@ -77,6 +85,12 @@ def _from_store(store: Store, *, backoff: Backoff | None, prefix: str | None, ow
             f"{store.url} has no jobs table",
             remediation="migrate the database first: `mosaic db upgrade` (or mosaic_storage.upgrade(store))",
         )
+    try:
+        require_schema(store, at_least=QUEUE_SCHEMA, needed_by="the job queue")
+    except BaseException:
+        if owned:
+            store.close()
+        raise
     queue: Any
     if store.dialect == "sqlite":
         from .sqlite import SQLiteQueue
