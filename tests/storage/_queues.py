@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -46,6 +47,24 @@ def queue(queue_url: str) -> Iterator[JobQueue]:
     q = open_queue(queue_url, backoff=FAST)
     yield q
     q.close()
+
+
+@contextlib.contextmanager
+def table_queue(store: ms.Store) -> Iterator[JobQueue]:
+    """The queue in the store's own ``jobs`` table, whatever queue the store's config names
+    (the ``postgres_store`` fixture names Redis), opened through `open_queue`.
+
+    By URL: a URL names the table queue, and its store checks only the database (a config
+    would also check the tier's services, and the schema before `open_queue` does)."""
+    url = store.engine.url
+    if store.dialect == "sqlite":
+        url = url.set(drivername="sqlite")
+    with ms.open_store(url.render_as_string(hide_password=False)) as own:
+        queue = open_queue(own)
+        try:
+            yield queue
+        finally:
+            queue.close()
 
 
 def wait_for(check: Callable[[], object], *, timeout: float = 15.0, what: str = "condition") -> object:

@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 import mosaic_storage as ms
 from mosaic_storage.schema import Insight, Preference, Project, User, metadata
 
+from ._queues import table_queue
+
 
 def test_empty_database_has_no_revision(store):
     assert ms.current(store) is None
@@ -254,14 +256,14 @@ def test_a_failed_multi_step_upgrade_changes_nothing_and_can_be_run_again(store)
 
 
 def test_0010_keeps_jobs_and_their_keys_and_indexes_only_jobs_with_a_key(store):
-    from mosaic_storage.queue import NewJob, open_queue
+    from mosaic_storage.queue import NewJob
 
     ms.upgrade(store, "0009")
-    with open_queue(store) as queue:
+    with table_queue(store) as queue:
         keyed, plain = queue.enqueue_many([NewJob("k", {"n": 1}, dedupe_key="once"), NewJob("k", {"n": 2})])
     assert ms.upgrade(store) == ms.head()
     assert ms.schema_diff(store) == []
-    with open_queue(store) as queue:
+    with table_queue(store) as queue:
         # The key still dedupes across the upgrade; jobs without one never collide.
         assert queue.enqueue("k", {"n": 3}, dedupe_key="once") == keyed
         assert len({queue.enqueue("k", {"n": i}) for i in range(3)} | {plain}) == 4
@@ -280,15 +282,14 @@ def test_0010_keeps_jobs_and_their_keys_and_indexes_only_jobs_with_a_key(store):
         if i["name"] == "uq_jobs_dedupe_key" and i["dialect_options"].get(f"{store.dialect}_where")
     ]
     assert partial == []
-    with open_queue(store) as queue:
+    with table_queue(store) as queue:
         assert queue.enqueue("k", {"n": 4}, dedupe_key="once") == keyed  # the constraint is back
     assert ms.upgrade(store) == ms.head()
 
 
 def test_memory_runs_on_the_oldest_schema_it_names_and_not_before(store):
     # Deploy the new SDK, then migrate: memory must work on the revision it names.
-    from mosaic_memory import open_memory
-    from mosaic_memory._open import MEMORY_SCHEMA
+    from mosaic_memory import MEMORY_SCHEMA, open_memory
 
     assert ms.upgrade(store, MEMORY_SCHEMA) == MEMORY_SCHEMA != ms.head()
     with open_memory(store) as memory:
@@ -307,38 +308,41 @@ def test_memory_runs_on_the_oldest_schema_it_names_and_not_before(store):
         assert memory.insights.get(first, user_id="u1").text == "Prefers window seats on long flights"
 
 
-# The postgres store fixture names a Redis queue: the table queue on PostgreSQL is pgvector's.
-@pytest.mark.parametrize("backend", ["sqlite", "pgvector"])
-def test_the_queue_refuses_a_schema_older_than_it_names(backend, request):
-    from mosaic_storage.queue import open_queue
-    from mosaic_storage.queue._open import QUEUE_SCHEMA
+def test_the_queue_refuses_a_schema_older_than_it_names(store):
+    from mosaic_storage.queue import QUEUE_SCHEMA
 
-    store = request.getfixturevalue(f"{backend}_store")
-
-    ms.upgrade(store, QUEUE_SCHEMA)
-    with open_queue(store) as queue:
-        queue.enqueue("k", {"n": 1})
+    assert ms.upgrade(store, QUEUE_SCHEMA) == QUEUE_SCHEMA != ms.head()
+    with table_queue(store) as queue:
+        # A whole job's life on the oldest schema: enqueue (deduplicated), reserve, ack.
+        first = queue.enqueue("k", {"n": 1}, dedupe_key="once")
+        assert queue.enqueue("k", {"n": 2}, dedupe_key="once") == first
+        (job,) = queue.reserve(["k"], count=5)
+        assert (job.id, job.payload) == (first, {"n": 1})
+        assert queue.ack(job)
+        assert queue.stats().done == 1
     older = ms.downgrade(store, "-1")
     with pytest.raises(
         ms.SchemaError, match=f"revision {older}; the job queue needs {QUEUE_SCHEMA}"
     ) as refused:
-        open_queue(store)
+        with table_queue(store):
+            pass
     assert "mosaic db upgrade" in str(refused.value)
 
 
 def test_a_schema_from_a_newer_sdk_is_refused_with_the_package_to_upgrade(store):
     from mosaic_memory import open_memory
     from mosaic_storage._migrations import VERSION_TABLE
-    from mosaic_storage.queue import open_queue
 
     ms.upgrade(store)
     table = f'"{store.schema}".{VERSION_TABLE}' if store.schema else VERSION_TABLE
     with store.engine.begin() as conn:
         conn.execute(sa.text(f"UPDATE {table} SET version_num = 'f00d'"))
-    openers = [(open_memory, "memory")]
-    if store.config.queue.type is ms.QueueType.DATABASE:  # the postgres fixture's queue is Redis
-        openers.append((open_queue, "the job queue"))
-    for opener, who in openers:
+
+    def open_table_queue(store: ms.Store) -> None:
+        with table_queue(store):
+            pass
+
+    for opener, who in ((open_memory, "memory"), (open_table_queue, "the job queue")):
         with pytest.raises(ms.SchemaError, match="revision f00d, which this SDK") as refused:
             opener(store)
         assert who in str(refused.value)

@@ -11,9 +11,11 @@ from .protocol import Backoff, JobQueue, QueueError
 if TYPE_CHECKING:
     from .._store import Store
 
-QUEUE_SCHEMA: Final = "0009"
-"""The oldest schema revision the table-backed queue runs on (0010's partial dedupe index is
-matched by the same ON CONFLICT clause as 0009's full constraint)."""
+QUEUE_SCHEMA: Final = "0008"
+"""The oldest schema revision the table-backed queue runs on: memory's (its summarization is
+scheduled through the queue). The jobs table's columns date from 0001; 0009 and 0010 changed
+only its indexes, and the queue's statements work with either (the ON CONFLICT clause that
+names 0010's partial dedupe index also matches the full constraint before it)."""
 
 
 def open_queue(
