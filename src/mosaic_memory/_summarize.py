@@ -8,16 +8,20 @@ from hot to warm. A run that dies between those steps leaves the batch claimed; 
 of that user finishes the same batch first, and skips the summarizer when insights tagged
 with the batch already exist, so no insight is written twice and no log is lost.
 One run at a time per user: a ``running`` row in ``summarization_jobs`` (unique per user),
-taken over only when its ``heartbeat_at`` is stale; every step checks the row is still this
-run's. A batch failing `MAX_ATTEMPTS` times is split into one-log batches and a log that
-fails alone is parked (``summary_error``), so one poison log never stops a user.
+taken over only when its ``heartbeat_at`` is stale (a thread keeps it fresh during summarizer
+calls); every step checks the row is still this run's. A batch failing `MAX_ATTEMPTS` times is
+split into one-log batches and a log that fails alone is parked (``summary_error``), so one
+poison log never stops a user.
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import datetime as dt
+import logging
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
@@ -40,6 +44,7 @@ if TYPE_CHECKING:
     from ._memory import Memory
 
 JOBS = TABLES["summarization_jobs"]
+log = logging.getLogger("mosaic.summarize")
 
 JOB_KIND: Final = "memory.summarize"
 """The job kind the worker runs `summarize_job` for."""
@@ -49,6 +54,8 @@ DEFAULT_STALE_AFTER: Final = dt.timedelta(hours=1)
 MAX_ATTEMPTS: Final = 3
 """Failed summarizer calls of a batch before it is split into one-log batches, each tried once more."""
 MAX_ERROR: Final = 2000
+MIN_BEAT_S: Final = 0.1
+"""The shortest interval between heartbeats during a summarizer call (a tiny ``stale_after``)."""
 
 
 @runtime_checkable
@@ -347,6 +354,33 @@ class _Run:
         if updated != 1:
             raise _Superseded(job_id)
 
+    @contextlib.contextmanager
+    def _beating(self, job_id: str) -> Iterator[None]:
+        """Keep the heartbeat fresh while a summarizer call runs: an LLM call may outlast
+        ``stale_after``, and another run would then take this live one over and summarize the
+        same batch again. A thread beats every third of ``stale_after``; it stops at the first
+        beat that finds the row no longer this run's (the step after the call finds out too)."""
+        stop = threading.Event()
+        interval = max(self.stale_after.total_seconds() / 3, MIN_BEAT_S)
+
+        def beat() -> None:
+            while not stop.wait(interval):
+                try:
+                    with self.engine.begin() as conn:
+                        self._beat(conn, job_id)
+                except _Superseded:
+                    return
+                except Exception as err:  # a missed beat only risks a takeover
+                    log.warning("could not refresh summarization run %s: %s", job_id, db_error_message(err))
+
+        thread = threading.Thread(target=beat, name="mosaic-summarize-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
     def _end(self, job_id: str, status: str, error: str | None) -> None:
         with self.engine.begin() as conn:
             # Only our own running row: a row another run took over keeps what that run wrote.
@@ -491,7 +525,9 @@ class _Run:
         logs = [_entry(row) for row in rows]
         if not logs or self._written(user_id, batch):
             return len(logs), 0
-        items = [_tagged(item, batch, len(logs)) for item in self.summarizer.summarize(user_id, logs)]
+        with self._beating(job_id):
+            answer = self.summarizer.summarize(user_id, logs)
+        items = [_tagged(item, batch, len(logs)) for item in answer]
         if not items:
             return len(logs), 0
         # The summarizer may have taken long: still our run (heartbeat refreshed), and no

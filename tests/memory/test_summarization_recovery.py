@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 import uuid
 
 import sqlalchemy as sa
@@ -164,3 +165,23 @@ def test_a_database_error_in_a_run_is_recorded_without_statement_or_parameters(m
     [job] = summarization_jobs(memory, user_id="user-xyzzy")
     for text in (user.error, job.error):
         assert "xyzzy" not in text and "parameters" not in text and "SELECT" not in text.upper()
+
+
+def test_a_run_keeps_its_heartbeat_through_a_summarizer_call_longer_than_stale_after(memory):
+    seed(memory, ["I prefer tea."])
+    stale = dt.timedelta(seconds=1)
+    inner = {}
+
+    class Long:
+        def summarize(self, user_id, logs):
+            time.sleep(2.2)  # more than twice stale_after, with no step of the run in between
+            # A second run now: it must see a live run (fresh heartbeat) and skip the user.
+            inner["run"] = summarize_logs(memory, Picky(), user_id="u1", stale_after=stale)
+            return [NewInsight("Prefers tea")]
+
+    [outer] = summarize_logs(memory, Long(), user_id="u1", stale_after=stale).users
+    [second] = inner["run"].users
+    assert second.status == "skipped"
+    assert (outer.status, outer.logs_processed, outer.insights_created) == ("done", 1, 1)
+    assert [i.text for i in memory.insights.list(user_id="u1")] == ["Prefers tea"]
+    assert [j.status for j in summarization_jobs(memory, user_id="u1")] == ["done"]
