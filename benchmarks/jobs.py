@@ -328,6 +328,8 @@ def sqlite_statements_loop(store: ms.Store, single_n: int) -> float:
     def stamp(when: dt.datetime) -> str:
         return when.replace(tzinfo=None).isoformat(" ", "microseconds")
 
+    acked = [0]
+
     def loop() -> None:
         last = None
         for _ in range(single_n):
@@ -335,15 +337,19 @@ def sqlite_statements_loop(store: ms.Store, single_n: int) -> float:
             now_ts = stamp(now)
             conn.execute("BEGIN IMMEDIATE")
             if last is not None:
-                conn.execute(queue_sql._ACK, (now_ts, *last))
+                acked[0] += conn.execute(queue_sql._ACK, (now_ts, *last)).rowcount
             row = conn.execute(pick, (now_ts, "statements", 1)).fetchone()
             conn.execute(lease, (stamp(now + dt.timedelta(seconds=60)), now_ts, row[0]))
             conn.execute("COMMIT")
             last = (row[0], row[3], now_ts)
-        conn.execute(queue_sql._ACK, (stamp(dt.datetime.now(dt.UTC)), *last))
+        acked[0] += conn.execute(queue_sql._ACK, (stamp(dt.datetime.now(dt.UTC)), *last)).rowcount
 
-    seconds = timed(loop)
-    conn.close()
+    try:
+        seconds = timed(loop)
+    finally:
+        conn.close()
+    if acked[0] != single_n:  # a fence that no longer matches would make the loop look cheap
+        raise RuntimeError(f"the statements loop acked {acked[0]} of {single_n} jobs")
     return rate(single_n, seconds)
 
 

@@ -22,6 +22,7 @@ import datetime as dt
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
@@ -56,6 +57,11 @@ MAX_ATTEMPTS: Final = 3
 MAX_ERROR: Final = 2000
 MIN_BEAT_S: Final = 0.1
 """The shortest interval between heartbeats during a summarizer call (a tiny ``stale_after``)."""
+MAX_BEAT_S: Final = 3600.0
+"""The longest interval between heartbeats during a summarizer call (a huge ``stale_after``)."""
+BEAT_CALL_FOR: Final = 6
+"""A summarizer call keeps the run's heartbeat fresh for at most this many ``stale_after``: a
+call that hangs (an HTTP request with no timeout) must not hold its user forever."""
 
 
 @runtime_checkable
@@ -358,13 +364,26 @@ class _Run:
     def _beating(self, job_id: str) -> Iterator[None]:
         """Keep the heartbeat fresh while a summarizer call runs: an LLM call may outlast
         ``stale_after``, and another run would then take this live one over and summarize the
-        same batch again. A thread beats every third of ``stale_after``; it stops at the first
-        beat that finds the row no longer this run's (the step after the call finds out too)."""
+        same batch again. A thread beats every third of ``stale_after``, for at most
+        `BEAT_CALL_FOR` times ``stale_after`` (then another run may take a hung call over); it
+        stops at the first beat that finds the row no longer this run's (the step after the
+        call finds out too)."""
         stop = threading.Event()
-        interval = max(self.stale_after.total_seconds() / 3, MIN_BEAT_S)
+        stale_s = self.stale_after.total_seconds()
+        interval = min(max(stale_s / 3, MIN_BEAT_S), MAX_BEAT_S)
+        until = time.monotonic() + BEAT_CALL_FOR * max(stale_s, 0.0)
 
         def beat() -> None:
             while not stop.wait(interval):
+                if time.monotonic() > until:
+                    log.warning(
+                        "summarization run %s: its summarizer call has run for over %d x stale_after"
+                        " (%s); the heartbeat stops, and another run may take the user over",
+                        job_id,
+                        BEAT_CALL_FOR,
+                        self.stale_after,
+                    )
+                    return
                 try:
                     with self.engine.begin() as conn:
                         self._beat(conn, job_id)
@@ -526,7 +545,8 @@ class _Run:
         if not logs or self._written(user_id, batch):
             return len(logs), 0
         with self._beating(job_id):
-            answer = self.summarizer.summarize(user_id, logs)
+            # list(): a summarizer that yields does its work while it is read.
+            answer = list(self.summarizer.summarize(user_id, logs))
         items = [_tagged(item, batch, len(logs)) for item in answer]
         if not items:
             return len(logs), 0

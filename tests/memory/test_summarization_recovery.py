@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 import mosaic_storage as ms
 from mosaic_memory import NewInsight, NewLogEntry, summarization_jobs, summarize_logs
+from mosaic_memory import _summarize as summarize_module
 from mosaic_memory._summarize import BATCH_KEY, MAX_ATTEMPTS
 from mosaic_storage.schema import TABLES
 
@@ -169,15 +170,16 @@ def test_a_database_error_in_a_run_is_recorded_without_statement_or_parameters(m
 
 def test_a_run_keeps_its_heartbeat_through_a_summarizer_call_longer_than_stale_after(memory):
     seed(memory, ["I prefer tea."])
-    stale = dt.timedelta(seconds=1)
+    stale = dt.timedelta(seconds=2)
     inner = {}
 
     class Long:
         def summarize(self, user_id, logs):
-            time.sleep(2.2)  # more than twice stale_after, with no step of the run in between
+            time.sleep(4.5)  # more than twice stale_after, with no step of the run in between
             # A second run now: it must see a live run (fresh heartbeat) and skip the user.
             inner["run"] = summarize_logs(memory, Picky(), user_id="u1", stale_after=stale)
-            return [NewInsight("Prefers tea")]
+            # A generator: its work runs as the run reads it, which must be under the heartbeat too.
+            yield NewInsight("Prefers tea")
 
     [outer] = summarize_logs(memory, Long(), user_id="u1", stale_after=stale).users
     [second] = inner["run"].users
@@ -185,3 +187,23 @@ def test_a_run_keeps_its_heartbeat_through_a_summarizer_call_longer_than_stale_a
     assert (outer.status, outer.logs_processed, outer.insights_created) == ("done", 1, 1)
     assert [i.text for i in memory.insights.list(user_id="u1")] == ["Prefers tea"]
     assert [j.status for j in summarization_jobs(memory, user_id="u1")] == ["done"]
+
+
+def test_a_hung_summarizer_call_stops_beating_and_its_run_can_be_taken_over(memory, monkeypatch):
+    monkeypatch.setattr(summarize_module, "BEAT_CALL_FOR", 1)
+    seed(memory, ["I prefer tea."])
+    stale = dt.timedelta(seconds=0.5)
+    inner = {}
+
+    class Hung:
+        def summarize(self, user_id, logs):
+            time.sleep(1.6)  # past BEAT_CALL_FOR x stale_after, then past stale_after unbeaten
+            inner["run"] = summarize_logs(memory, Picky(), user_id="u1", stale_after=stale)
+            return [NewInsight("from the hung run")]
+
+    [outer] = summarize_logs(memory, Hung(), user_id="u1", stale_after=stale).users
+    [second] = inner["run"].users
+    assert (second.status, second.logs_processed, second.insights_created) == ("done", 1, 1)
+    assert (outer.status, outer.insights_created) == ("failed", 0) and "taken over" in outer.error
+    [insight] = memory.insights.list(user_id="u1")
+    assert insight.text.endswith(" from I prefer tea.")  # the second run's; the hung one wrote nothing

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 
 import mosaic_storage as ms
@@ -54,17 +55,20 @@ def table_queue(store: ms.Store) -> Iterator[JobQueue]:
     """The queue in the store's own ``jobs`` table, whatever queue the store's config names
     (the ``postgres_store`` fixture names Redis), opened through `open_queue`.
 
-    By URL: a URL names the table queue, and its store checks only the database (a config
-    would also check the tier's services, and the schema before `open_queue` does)."""
-    url = store.engine.url
-    if store.dialect == "sqlite":
-        url = url.set(drivername="sqlite")
-    with ms.open_store(url.render_as_string(hide_password=False)) as own:
-        queue = open_queue(own)
-        try:
-            yield queue
-        finally:
-            queue.close()
+    A view of the same store (its engine, no second connection string: a rendered URL would
+    hold the password) whose config names the table queue."""
+    view = ms.Store(
+        engine=store.engine,
+        tier=store.tier,
+        capabilities=store.capabilities,
+        config=attrs.evolve(store.config, queue=ms.QueueConfig(type=ms.QueueType.DATABASE)),
+        url=store._url,
+    )
+    queue = open_queue(view)  # not owned: closing the queue leaves the store open
+    try:
+        yield queue
+    finally:
+        queue.close()
 
 
 def wait_for(check: Callable[[], object], *, timeout: float = 15.0, what: str = "condition") -> object:
