@@ -28,6 +28,9 @@ RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 MAX_BODY = 16 * 1024 * 1024
 MAX_STREAM = 64 * 1024 * 1024
 MAX_LINE = 1024 * 1024
+MAX_HANGING = 8
+"""Requests of one endpoint given up on (headers too slow) whose threads still wait on the
+server: past it, requests fail at once instead of adding threads and connections."""
 _SAFE_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _HEADER_VALUE = re.compile(r"^[\x21-\x7e]+$")
 _LOOPBACK_HOSTS = frozenset({"localhost", "::1", "[::1]"})
@@ -244,6 +247,8 @@ class HttpEndpoint:
         self.max_body = max_body
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
+        self._hanging = 0  # sends given up on whose threads still wait (see _send)
+        self._hanging_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"HttpEndpoint({self.provider!r}, {redact(self.base_url)!r})"
@@ -399,26 +404,44 @@ class HttpEndpoint:
 
         httpx's read timeout restarts with every byte, so a server trickling its headers would
         hold the caller forever; the send runs in a worker thread the caller stops waiting for
-        (the worker closes the response if it ever gets one).
+        (the worker closes the response if it ever gets one). Such a thread waits until the
+        server stops; with `MAX_HANGING` of them alive, a request fails at once instead.
         """
+        with self._hanging_lock:
+            hanging = self._hanging
+        if hanging >= MAX_HANGING:
+            raise self._error(
+                path,
+                f"was not sent: {hanging} earlier requests still wait for response headers that "
+                "came too slowly",
+                retryable=True,
+                remediation="check the server (it answers byte by byte); requests go out again "
+                "as the stuck ones end",
+            )
         client = self.client()
         limit = max(0.0, deadline - time.monotonic())
         lock = threading.Lock()
         done = threading.Event()
         box: dict[str, Any] = {}
 
+        def settle(key: str, value: Any) -> bool:
+            """Hand the outcome over; whether the caller had given up (this thread is counted)."""
+            with lock:
+                abandoned = bool(box.get("abandoned", False))
+                box[key] = value
+                if abandoned:
+                    with self._hanging_lock:
+                        self._hanging -= 1
+            return abandoned
+
         def run() -> None:
             try:
                 response = client.send(request, stream=True)
             except BaseException as err:  # handed to the caller below
-                with lock:
-                    box["error"] = err
+                settle("error", err)
                 done.set()
                 return
-            with lock:
-                abandoned = box.get("abandoned", False)
-                box["response"] = response
-            if abandoned:
+            if settle("response", response):
                 response.close()
             done.set()
 
@@ -427,6 +450,8 @@ class HttpEndpoint:
         with lock:
             if "response" not in box and "error" not in box:
                 box["abandoned"] = True
+                with self._hanging_lock:
+                    self._hanging += 1
         if box.get("abandoned"):
             raise self._error(
                 path,

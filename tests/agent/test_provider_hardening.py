@@ -21,6 +21,7 @@ from mosaic_agent import (
     Router,
     StreamEnd,
 )
+from mosaic_agent import _http as http_module
 from mosaic_agent._http import SSEDecoder
 from tests.agent._servers import OpenAIServer, Reply, ScriptedServer
 
@@ -255,6 +256,43 @@ def test_headers_trickled_byte_by_byte_time_out(raw_server):
     assert time.monotonic() - start < 10
     assert "timed out" in str(info.value) and info.value.retryable
     assert provider.probe(timeout=0.5).status == "unreachable"
+
+
+def test_requests_are_not_sent_while_too_many_wait_on_trickled_headers(raw_server, monkeypatch):
+    monkeypatch.setattr(http_module, "MAX_HANGING", 2)
+    stop = threading.Event()
+    answered: list[int] = []
+
+    def trickle(conn: socket.socket) -> None:
+        answered.append(1)
+        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 2000:
+            if stop.is_set():
+                return  # the connection closes: the client's waiting thread ends
+            conn.sendall(bytes([byte]))
+            time.sleep(0.05)
+
+    provider = OpenAICompatibleProvider("p", raw_server(trickle), timeout=0.3, max_retries=0)
+    for _ in range(2):
+        with pytest.raises(ProviderError, match="timed out"):
+            provider.chat(HI, model="m")
+    # Two threads still wait on the server: the third request fails at once, unsent.
+    start = time.monotonic()
+    with pytest.raises(ProviderError, match="was not sent: 2 earlier requests still wait") as info:
+        provider.chat(HI, model="m")
+    assert info.value.retryable and time.monotonic() - start < 0.3
+    time.sleep(0.2)
+    assert len(answered) == 2
+    stop.set()
+    # Once the server gives up on them, requests go out again.
+    deadline = time.monotonic() + 10
+    while True:
+        with pytest.raises(ProviderError) as again:
+            provider.chat(HI, model="m")
+        if "was not sent" not in str(again.value):
+            break
+        assert time.monotonic() < deadline, "the waiting threads never ended"
+        time.sleep(0.05)
+    assert len(answered) == 3
 
 
 def test_every_streamed_line_is_held_to_the_limit():
