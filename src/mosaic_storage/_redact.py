@@ -315,7 +315,8 @@ def redact_data(data: Any) -> Any:
     """A JSON-like value (dicts, lists, tuples, strings, numbers) safe to print or log.
 
     Every string is `redact`-ed, keys too, and every value under a secret-named key
-    (``password``, ``api_key``, ``Authorization``, ...) is masked whole, at any depth: a job
+    (``password``, ``api_key``, ``api key``, ``Authorization``, ...) or a key naming a bag of
+    secrets (``secrets``, ``credentials``, ``creds``) is masked whole, at any depth: a job
     payload ``{"smtp": {"password": "..."}}`` prints as ``{"smtp": {"password": "***"}}``. So is
     the second item of a ``(name, value)`` tuple with a secret name (headers as pairs). Named
     tuples become dicts. Redact before encoding: JSON escaping would hide a secret from a pass
@@ -337,10 +338,19 @@ def redact_data(data: Any) -> Any:
     return data
 
 
+# Keys whose whole value is a bag of secrets: {"secrets": {"db": ...}}, {"credentials": [...]}.
+_SECRET_CONTAINER = re.compile(rf"(?i){_KEY_CHARS}*+(?:(?<=secrets)|(?<=credentials)|(?<=creds))")
+
+
 def _is_secret_name(key: object) -> bool:
+    """A key whose value is masked whole: a secret name (``password``, ``X-Api-Key``, ``api
+    key`` with a space) or a container of secrets (``secrets``, ``credentials``, ``creds``)."""
     if isinstance(key, bytes):
         key = key.decode("latin-1")
-    return isinstance(key, str) and _SECRET_KEY.fullmatch(key) is not None
+    if not isinstance(key, str):
+        return False
+    key = key.strip().replace(" ", "_")
+    return _SECRET_KEY.fullmatch(key) is not None or _SECRET_CONTAINER.fullmatch(key) is not None
 
 
 def _redact_key(key: object) -> object:

@@ -64,3 +64,23 @@ def test_a_json_line_stays_valid_json_with_a_secret_in_a_value(capsys):
     print_json_line({"msg": "password=S3cretPw", "n": 1})
     line = capsys.readouterr().out
     assert json.loads(line) == {"msg": "password=***", "n": 1}
+
+
+def test_bags_of_secrets_and_names_with_spaces_are_masked_whole(capsys):
+    print_json(
+        {
+            "secrets": {"db": "S3cretDb", "smtp": ["S3cretSmtp"]},
+            "aws_credentials": {"id": "AKIDEXAMPLE", "key": "S3cretAws"},
+            "creds": "S3cretCreds",
+            "api key": "S3cretKey",
+            "headers": [("Client Secret", "S3cretClient")],
+            "credentials_count": 2,
+            "no secrets here": "fine",
+        }
+    )
+    out = capsys.readouterr().out
+    assert "S3cret" not in out and "AKIDEXAMPLE" not in out
+    data = json.loads(out)
+    assert data["secrets"] == data["aws_credentials"] == data["creds"] == data["api key"] == "***"
+    assert data["headers"] == [["Client Secret", "***"]]
+    assert (data["credentials_count"], data["no secrets here"]) == (2, "fine")
