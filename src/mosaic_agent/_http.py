@@ -30,7 +30,15 @@ MAX_STREAM = 64 * 1024 * 1024
 MAX_LINE = 1024 * 1024
 MAX_HANGING = 8
 """Requests of one endpoint given up on (headers too slow) whose threads still wait on the
-server: past it, requests fail at once instead of adding threads and connections."""
+server: from this many on, requests fail at once instead of adding threads and connections
+(requests already waiting for their headers when the count is reached may still add theirs)."""
+
+
+class _NotSent(ProviderError):
+    """A request refused before it was sent (too many earlier ones hang): not retried here, so
+    the router moves on at once; it is retryable for the router."""
+
+
 _SAFE_CODE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _HEADER_VALUE = re.compile(r"^[\x21-\x7e]+$")
 _LOOPBACK_HOSTS = frozenset({"localhost", "::1", "[::1]"})
@@ -324,7 +332,7 @@ class HttpEndpoint:
                 # A server asking for a longer wait than max_backoff is left alone: the error
                 # goes up (retryable), so a router can ask another provider meanwhile.
                 too_long = err.retry_after is not None and err.retry_after > self.max_backoff
-                if not err.retryable or last or too_long:
+                if not err.retryable or last or too_long or isinstance(err, _NotSent):
                     raise
                 wait = err.retry_after
             except httpx.TimeoutException as err:
@@ -410,10 +418,10 @@ class HttpEndpoint:
         with self._hanging_lock:
             hanging = self._hanging
         if hanging >= MAX_HANGING:
-            raise self._error(
-                path,
-                f"was not sent: {hanging} earlier requests still wait for response headers that "
-                "came too slowly",
+            raise _NotSent(
+                f"{redact(self.url(path))} was not sent: {hanging} earlier requests still wait for "
+                "response headers that came too slowly",
+                provider=self.provider,
                 retryable=True,
                 remediation="check the server (it answers byte by byte); requests go out again "
                 "as the stuck ones end",

@@ -269,17 +269,21 @@ def test_requests_are_not_sent_while_too_many_wait_on_trickled_headers(raw_serve
             if stop.is_set():
                 return  # the connection closes: the client's waiting thread ends
             conn.sendall(bytes([byte]))
-            time.sleep(0.05)
+            time.sleep(0.02)
 
-    provider = OpenAICompatibleProvider("p", raw_server(trickle), timeout=0.3, max_retries=0)
+    provider = OpenAICompatibleProvider("p", raw_server(trickle), timeout=0.4, max_retries=0)
+    endpoint = provider._endpoint
     for _ in range(2):
         with pytest.raises(ProviderError, match="timed out"):
             provider.chat(HI, model="m")
-    # Two threads still wait on the server: the third request fails at once, unsent.
+    # Two threads still wait on the server: the third request fails at once, unsent, and is
+    # not retried here (max_retries=5 would wait between tries): the router moves on.
+    endpoint.max_retries = 5
     start = time.monotonic()
     with pytest.raises(ProviderError, match="was not sent: 2 earlier requests still wait") as info:
         provider.chat(HI, model="m")
-    assert info.value.retryable and time.monotonic() - start < 0.3
+    assert info.value.retryable and time.monotonic() - start < 0.4
+    endpoint.max_retries = 0
     time.sleep(0.2)
     assert len(answered) == 2
     stop.set()
@@ -293,6 +297,10 @@ def test_requests_are_not_sent_while_too_many_wait_on_trickled_headers(raw_serve
         assert time.monotonic() < deadline, "the waiting threads never ended"
         time.sleep(0.05)
     assert len(answered) == 3
+    # Every thread given up on is released once it ends, and only those: the count is back to 0.
+    while endpoint._hanging and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert endpoint._hanging == 0
 
 
 def test_every_streamed_line_is_held_to_the_limit():
