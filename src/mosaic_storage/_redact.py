@@ -315,16 +315,23 @@ def redact_data(data: Any) -> Any:
     """A JSON-like value (dicts, lists, tuples, strings, numbers) safe to print or log.
 
     Every string is `redact`-ed, keys too, and every value under a secret-named key
-    (``password``, ``api_key``, ``api key``, ``Authorization``, ...) or a key naming a bag of
-    secrets (``secrets``, ``credentials``, ``creds``) is masked whole, at any depth: a job
+    (``password``, ``api_key``, ``api key``, ``db.password``, ``Authorization``, ...) or a key
+    naming a bag of secrets (``secrets``, ``credentials``, ``api_keys``, ``secrets.db``) is
+    masked whole, at any depth, and so is the value of a ``{"name": ..., "value": ...}`` entry
+    whose name is a secret's (environment lists, headers as records): a job
     payload ``{"smtp": {"password": "..."}}`` prints as ``{"smtp": {"password": "***"}}``. So is
     the second item of a ``(name, value)`` tuple with a secret name (headers as pairs). Named
     tuples become dicts. Redact before encoding: JSON escaping would hide a secret from a pass
     over the text.
     """
     if isinstance(data, dict):
+        # A {"name": "DB_PASSWORD", "value": ...} entry (environment lists, HAR headers,
+        # named tuples of headers): the name tells whether the value is a secret.
+        named = _named_secret_value(data)
         return {
-            _redact_key(key): MASK if value is not None and _is_secret_name(key) else redact_data(value)
+            _redact_key(key): MASK
+            if value is not None and (_is_secret_name(key) or key == named)
+            else redact_data(value)
             for key, value in data.items()
         }
     if isinstance(data, tuple) and hasattr(data, "_asdict"):
@@ -338,19 +345,40 @@ def redact_data(data: Any) -> Any:
     return data
 
 
-# Keys whose whole value is a bag of secrets: {"secrets": {"db": ...}}, {"credentials": [...]}.
-_SECRET_CONTAINER = re.compile(rf"(?i){_KEY_CHARS}*+(?:(?<=secrets)|(?<=credentials)|(?<=creds))")
+def _named_secret_value(entry: dict[Any, Any]) -> object:
+    """The key of the value to mask in a name/value entry whose name is a secret's."""
+    keys = {key.lower(): key for key in entry if isinstance(key, str)}
+    name_key = keys.get("name", keys.get("key"))
+    value_key = keys.get("value")
+    if name_key is None or value_key is None or not _is_secret_name(entry[name_key]):
+        return None
+    return value_key
+
+
+# Keys whose whole value is a bag of secrets: {"secrets": {"db": ...}}, {"credentials": [...]},
+# {"api_keys": [...]}. ("tokens" is not one: max_tokens and output_tokens are counts.)
+_SECRET_CONTAINER = re.compile(
+    rf"(?i){_KEY_CHARS}*+(?:(?<=secrets)|(?<=credentials)|(?<=credential)|(?<=creds)"
+    r"|(?<=passwords)|(?<=api_keys)|(?<=api-keys)|(?<=apikeys))"
+)
+# What separates the parts of a key written otherwise: "api key", "db.password", "password:".
+_KEY_SEPARATORS = re.compile(r"[\s.:/]+")
 
 
 def _is_secret_name(key: object) -> bool:
     """A key whose value is masked whole: a secret name (``password``, ``X-Api-Key``, ``api
-    key`` with a space) or a container of secrets (``secrets``, ``credentials``, ``creds``)."""
+    key``, ``db.password``) or a bag of secrets (``secrets``, ``credentials``, ``creds``,
+    ``api_keys``), also as any part of a dotted key (``secrets.db``)."""
     if isinstance(key, bytes):
         key = key.decode("latin-1")
     if not isinstance(key, str):
         return False
-    key = key.strip().replace(" ", "_")
-    return _SECRET_KEY.fullmatch(key) is not None or _SECRET_CONTAINER.fullmatch(key) is not None
+    parts = [part for part in _KEY_SEPARATORS.split(key) if part]
+    if not parts:
+        return False
+    if _SECRET_KEY.fullmatch("_".join(parts)) is not None:
+        return True
+    return any(_SECRET_CONTAINER.fullmatch(part) is not None for part in parts)
 
 
 def _redact_key(key: object) -> object:

@@ -75,7 +75,16 @@ def test_bags_of_secrets_and_names_with_spaces_are_masked_whole(capsys):
             "api key": "S3cretKey",
             "headers": [("Client Secret", "S3cretClient")],
             "credentials_count": 2,
-            "no secrets here": "fine",
+            "usage": {"max_tokens": 1024, "output_tokens": 7},
+            # Flattened config keys, plurals, other separators.
+            "spring.datasource.password": "S3cretSpring",
+            "secrets.db": "S3cretDotted",
+            "api_keys": ["S3cretK1", "S3cretK2"],
+            "password:": "S3cretColon",
+            "api\tkey": "S3cretTab",
+            # Name/value entries: environment lists, headers as records.
+            "env": [{"name": "DB_PASSWORD", "value": "S3cretEnv"}, {"name": "HOME", "value": "/root"}],
+            "har": [{"name": "Authorization", "value": "S3cretHar", "comment": ""}],
         }
     )
     out = capsys.readouterr().out
@@ -83,4 +92,8 @@ def test_bags_of_secrets_and_names_with_spaces_are_masked_whole(capsys):
     data = json.loads(out)
     assert data["secrets"] == data["aws_credentials"] == data["creds"] == data["api key"] == "***"
     assert data["headers"] == [["Client Secret", "***"]]
-    assert (data["credentials_count"], data["no secrets here"]) == (2, "fine")
+    assert data["credentials_count"] == 2
+    assert data["usage"] == {"max_tokens": 1024, "output_tokens": 7}  # counts, not secrets
+    assert data["api_keys"] == data["secrets.db"] == data["spring.datasource.password"] == "***"
+    assert data["env"] == [{"name": "DB_PASSWORD", "value": "***"}, {"name": "HOME", "value": "/root"}]
+    assert data["har"][0]["value"] == "***"
