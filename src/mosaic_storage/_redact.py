@@ -327,10 +327,10 @@ def redact_data(data: Any) -> Any:
     if isinstance(data, dict):
         # A {"name": "DB_PASSWORD", "value": ...} entry (environment lists, HAR headers,
         # named tuples of headers): the name tells whether the value is a secret.
-        named = _named_secret_value(data)
+        named = _named_secret_values(data)
         return {
             _redact_key(key): MASK
-            if value is not None and (_is_secret_name(key) or key == named)
+            if value is not None and (_is_secret_name(key) or key in named)
             else redact_data(value)
             for key, value in data.items()
         }
@@ -345,14 +345,15 @@ def redact_data(data: Any) -> Any:
     return data
 
 
-def _named_secret_value(entry: dict[Any, Any]) -> object:
-    """The key of the value to mask in a name/value entry whose name is a secret's."""
-    keys = {key.lower(): key for key in entry if isinstance(key, str)}
-    name_key = keys.get("name", keys.get("key"))
-    value_key = keys.get("value")
-    if name_key is None or value_key is None or not _is_secret_name(entry[name_key]):
-        return None
-    return value_key
+def _named_secret_values(entry: dict[Any, Any]) -> list[str]:
+    """The keys of the values to mask in a name/value entry whose name is a secret's.
+
+    Only ``name``: ``key``/``value`` records are this SDK's own preferences (a preference
+    called ``auth`` holding ``sso`` is no secret), which print in clear elsewhere too."""
+    names = [key for key in entry if isinstance(key, str) and key.lower() == "name"]
+    if not names or not any(_is_secret_name(entry[name]) for name in names):
+        return []
+    return [key for key in entry if isinstance(key, str) and key.lower() == "value"]
 
 
 # Keys whose whole value is a bag of secrets: {"secrets": {"db": ...}}, {"credentials": [...]},

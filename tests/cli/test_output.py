@@ -85,6 +85,8 @@ def test_bags_of_secrets_and_names_with_spaces_are_masked_whole(capsys):
             # Name/value entries: environment lists, headers as records.
             "env": [{"name": "DB_PASSWORD", "value": "S3cretEnv"}, {"name": "HOME", "value": "/root"}],
             "har": [{"name": "Authorization", "value": "S3cretHar", "comment": ""}],
+            # A preference record (key/value) named like a secret holds no secret: it prints.
+            "preference": {"key": "auth", "value": "sso"},
         }
     )
     out = capsys.readouterr().out
@@ -97,3 +99,4 @@ def test_bags_of_secrets_and_names_with_spaces_are_masked_whole(capsys):
     assert data["api_keys"] == data["secrets.db"] == data["spring.datasource.password"] == "***"
     assert data["env"] == [{"name": "DB_PASSWORD", "value": "***"}, {"name": "HOME", "value": "/root"}]
     assert data["har"][0]["value"] == "***"
+    assert data["preference"] == {"key": "auth", "value": "sso"}
