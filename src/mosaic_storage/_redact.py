@@ -338,11 +338,18 @@ def redact_data(data: Any) -> Any:
         return redact_data(data._asdict())
     if isinstance(data, tuple) and len(data) == 2 and _is_secret_name(data[0]):
         return [_redact_key(data[0]), MASK]
+    if isinstance(data, list) and data and all(_is_pair(item) for item in data):
+        # Headers as JSON gives them back: [["X-Api-Key", "..."], ["Accept", "json"]].
+        return [redact_data(tuple(item)) for item in data]
     if isinstance(data, list | tuple):
         return [redact_data(value) for value in data]
     if isinstance(data, str):
         return redact(data)
     return data
+
+
+def _is_pair(item: object) -> bool:
+    return isinstance(item, list) and len(item) == 2 and isinstance(item[0], str | bytes)
 
 
 def _named_secret_values(entry: dict[Any, Any]) -> list[str]:
@@ -357,9 +364,9 @@ def _named_secret_values(entry: dict[Any, Any]) -> list[str]:
 
 
 # Keys whose whole value is a bag of secrets: {"secrets": {"db": ...}}, {"credentials": [...]},
-# {"api_keys": [...]}. ("tokens" is not one: max_tokens and output_tokens are counts.)
+# {"api_keys": [...]}, {"cookies": [...]}. ("tokens" is not one: max_tokens and output_tokens are counts.)
 _SECRET_CONTAINER = re.compile(
-    rf"(?i){_KEY_CHARS}*+(?:(?<=secrets)|(?<=credentials)|(?<=credential)|(?<=creds)"
+    rf"(?i){_KEY_CHARS}*+(?:(?<=secrets)|(?<=credentials)|(?<=credential)|(?<=creds)|(?<=cookies)"
     r"|(?<=passwords)|(?<=api_keys)|(?<=api-keys)|(?<=apikeys))"
 )
 # What separates the parts of a key written otherwise: "api key", "db.password", "password:".

@@ -85,6 +85,9 @@ def test_bags_of_secrets_and_names_with_spaces_are_masked_whole(capsys):
             # Name/value entries: environment lists, headers as records.
             "env": [{"name": "DB_PASSWORD", "value": "S3cretEnv"}, {"name": "HOME", "value": "/root"}],
             "har": [{"name": "Authorization", "value": "S3cretHar", "comment": ""}],
+            # Headers read back from JSON (pairs as lists); cookie lists.
+            "header_list": [["X-Api-Key", "S3cretList"], ["Accept", "json"]],
+            "cookies": [{"name": "sessionid", "value": "S3cretCookie"}],
             # A preference record (key/value) named like a secret holds no secret: it prints.
             "preference": {"key": "auth", "value": "sso"},
         }
@@ -100,3 +103,5 @@ def test_bags_of_secrets_and_names_with_spaces_are_masked_whole(capsys):
     assert data["env"] == [{"name": "DB_PASSWORD", "value": "***"}, {"name": "HOME", "value": "/root"}]
     assert data["har"][0]["value"] == "***"
     assert data["preference"] == {"key": "auth", "value": "sso"}
+    assert data["header_list"] == [["X-Api-Key", "***"], ["Accept", "json"]]
+    assert data["cookies"] == "***"
