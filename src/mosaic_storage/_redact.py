@@ -338,10 +338,11 @@ def redact_data(data: Any) -> Any:
         return redact_data(data._asdict())
     if isinstance(data, tuple) and len(data) == 2 and _is_secret_name(data[0]):
         return [_redact_key(data[0]), MASK]
-    if isinstance(data, list) and data and all(_is_pair(item) for item in data):
-        # Headers as JSON gives them back: [["X-Api-Key", "..."], ["Accept", "json"]].
-        return [redact_data(tuple(item)) for item in data]
-    if isinstance(data, list | tuple):
+    if isinstance(data, list):
+        # Pairs as JSON gives headers back, [["X-Api-Key", "..."], ["Accept", "json"]], are
+        # read as tuples; a list of words (scopes: ["auth", "billing"]) is not a pair.
+        return [redact_data(tuple(item)) if _is_pair(item) else redact_data(item) for item in data]
+    if isinstance(data, tuple):
         return [redact_data(value) for value in data]
     if isinstance(data, str):
         return redact(data)

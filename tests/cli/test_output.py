@@ -86,7 +86,11 @@ def test_bags_of_secrets_and_names_with_spaces_are_masked_whole(capsys):
             "env": [{"name": "DB_PASSWORD", "value": "S3cretEnv"}, {"name": "HOME", "value": "/root"}],
             "har": [{"name": "Authorization", "value": "S3cretHar", "comment": ""}],
             # Headers read back from JSON (pairs as lists); cookie lists.
-            "header_list": [["X-Api-Key", "S3cretList"], ["Accept", "json"]],
+            "header_list": [["X-Api-Key", "S3cretList"], ["Accept", "json"], "plain"],
+            "Env": [{"Name": "PGPASSWORD", "Value": "S3cretCased"}],
+            "old_passwords": ["S3cretOld"],
+            "credential": "S3cretSingular",
+            "prod.secrets": {"db": "S3cretLastPart"},
             "cookies": [{"name": "sessionid", "value": "S3cretCookie"}],
             # A preference record (key/value) named like a secret holds no secret: it prints.
             "preference": {"key": "auth", "value": "sso"},
@@ -103,5 +107,7 @@ def test_bags_of_secrets_and_names_with_spaces_are_masked_whole(capsys):
     assert data["env"] == [{"name": "DB_PASSWORD", "value": "***"}, {"name": "HOME", "value": "/root"}]
     assert data["har"][0]["value"] == "***"
     assert data["preference"] == {"key": "auth", "value": "sso"}
-    assert data["header_list"] == [["X-Api-Key", "***"], ["Accept", "json"]]
+    assert data["header_list"] == [["X-Api-Key", "***"], ["Accept", "json"], "plain"]
+    assert data["Env"] == [{"Name": "PGPASSWORD", "Value": "***"}]
+    assert data["old_passwords"] == data["credential"] == data["prod.secrets"] == "***"
     assert data["cookies"] == "***"

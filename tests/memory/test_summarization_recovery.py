@@ -181,7 +181,11 @@ def test_a_run_keeps_its_heartbeat_through_a_summarizer_call_longer_than_stale_a
             # A generator: its work runs as the run reads it, which must be under the heartbeat too.
             yield NewInsight("Prefers tea")
 
+    start = time.monotonic()
     [outer] = summarize_logs(memory, Long(), user_id="u1", stale_after=stale).users
+    # The heartbeat ends with the call: a thread left beating (for up to 6 x stale_after, 12 s
+    # here) would hold the run until it stopped.
+    assert time.monotonic() - start < 9
     [second] = inner["run"].users
     assert second.status == "skipped"
     assert (outer.status, outer.logs_processed, outer.insights_created) == ("done", 1, 1)
