@@ -348,3 +348,23 @@ def test_a_schema_from_a_newer_sdk_is_refused_with_the_package_to_upgrade(store)
         assert who in str(refused.value)
         assert "pip install -U mosaic-stack" in str(refused.value)
         assert "mosaic db upgrade" not in str(refused.value)  # migrating down is not the fix
+
+
+def test_a_queue_opened_from_a_url_closes_its_store_when_the_schema_is_refused(tmp_path, monkeypatch):
+    from mosaic_storage.queue import QUEUE_SCHEMA, open_queue
+
+    url = f"sqlite:///{tmp_path}/old.db"
+    with ms.open_store(url) as store:
+        ms.upgrade(store, QUEUE_SCHEMA)
+        older = ms.downgrade(store, "-1")
+    closed = []
+    real_close = ms.Store.close
+
+    def close(self):
+        closed.append(self.url)
+        real_close(self)
+
+    monkeypatch.setattr(ms.Store, "close", close)
+    with pytest.raises(ms.SchemaError, match=f"revision {older}; the job queue needs"):
+        open_queue(url)
+    assert closed == [url]  # the store open_queue opened for itself, and only it

@@ -31,3 +31,13 @@ def test_the_table_names_the_revisions_the_code_checks() -> None:
     text = DOC.read_text(encoding="utf-8")
     assert f"| `mosaic_memory.MEMORY_SCHEMA` | {MEMORY_SCHEMA} or later |" in text
     assert f"| `mosaic_storage.queue.QUEUE_SCHEMA` | {QUEUE_SCHEMA} or later |" in text
+
+
+def test_the_queue_runs_wherever_memory_does() -> None:
+    # Memory schedules its summarization through the queue: the queue's floor is no later.
+    from mosaic_memory import MEMORY_SCHEMA
+    from mosaic_storage._migrations import reaches
+    from mosaic_storage.queue import QUEUE_SCHEMA
+
+    assert reaches(MEMORY_SCHEMA, QUEUE_SCHEMA)
+    assert reaches(ms.head(), MEMORY_SCHEMA) and not reaches(QUEUE_SCHEMA, ms.head())
