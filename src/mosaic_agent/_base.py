@@ -9,7 +9,7 @@ from typing import Any, Literal, overload
 from mosaic_storage import redact
 
 from ._errors import ProviderError
-from ._http import DECODE_ERRORS, HttpEndpoint, ProbeResult, SSEEvent, load_httpx
+from ._http import DECODE_ERRORS, HttpEndpoint, NotSent, ProbeResult, SSEEvent, load_httpx
 from ._messages import (
     ChatResponse,
     Message,
@@ -113,8 +113,12 @@ class HttpProvider:
             status = self._endpoint.get_status(self._probe_path, timeout)
         except httpx.HTTPError as err:
             return ProbeResult(self._name, "unreachable", detail=type(err).__name__)
-        except ProviderError:
-            return ProbeResult(self._name, "unreachable", detail="headers timed out")
+        except ProviderError as err:
+            if isinstance(err, NotSent):
+                detail = "not sent: earlier requests still wait for headers"
+            else:
+                detail = "headers timed out"
+            return ProbeResult(self._name, "unreachable", detail=detail)
         latency = round((time.perf_counter() - start) * 1000, 1)
         if 200 <= status < 300:
             return ProbeResult(self._name, "ok", latency)

@@ -34,7 +34,7 @@ server: from this many on, requests fail at once instead of adding threads and c
 (requests already waiting for their headers when the count is reached may still add theirs)."""
 
 
-class _NotSent(ProviderError):
+class NotSent(ProviderError):
     """A request refused before it was sent (too many earlier ones hang): not retried here, so
     the router moves on at once; it is retryable for the router."""
 
@@ -332,7 +332,7 @@ class HttpEndpoint:
                 # A server asking for a longer wait than max_backoff is left alone: the error
                 # goes up (retryable), so a router can ask another provider meanwhile.
                 too_long = err.retry_after is not None and err.retry_after > self.max_backoff
-                if not err.retryable or last or too_long or isinstance(err, _NotSent):
+                if not err.retryable or last or too_long or isinstance(err, NotSent):
                     raise
                 wait = err.retry_after
             except httpx.TimeoutException as err:
@@ -418,7 +418,7 @@ class HttpEndpoint:
         with self._hanging_lock:
             hanging = self._hanging
         if hanging >= MAX_HANGING:
-            raise _NotSent(
+            raise NotSent(
                 f"{redact(self.url(path))} was not sent: {hanging} earlier requests still wait for "
                 "response headers that came too slowly",
                 provider=self.provider,

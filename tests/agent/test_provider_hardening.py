@@ -284,6 +284,9 @@ def test_requests_are_not_sent_while_too_many_wait_on_trickled_headers(raw_serve
         provider.chat(HI, model="m")
     assert info.value.retryable and time.monotonic() - start < 0.4
     endpoint.max_retries = 0
+    probe = provider.probe(timeout=0.3)  # doctor's view: unreachable, and why
+    assert probe.status == "unreachable"
+    assert probe.detail == "not sent: earlier requests still wait for headers"
     time.sleep(0.2)
     assert len(answered) == 2
     stop.set()
