@@ -181,14 +181,35 @@ class RedisAnchors:
         return rate(n, seconds)
 
 
-def postgres_anchor(store: ms.Store, single_n: int) -> float:
+def enqueue(store: ms.Store, kind: str, n: int) -> None:
+    """Add n jobs of ``kind`` through the API (not timed: setup of a raw loop)."""
     with contextlib.closing(open_queue(store)) as queue:
-        queue.enqueue_many(NewJob("anchor", payload(i)) for i in range(single_n))
+        for start in range(0, n, 1000):
+            queue.enqueue_many(NewJob(kind, payload(i)) for i in range(start, min(n, start + 1000)))
+
+
+def raw_psycopg(store: ms.Store) -> Any:
+    """A psycopg connection of the store's server, outside the pool, in transaction mode."""
     raw = store.engine.raw_connection()
     conn = raw.driver_connection
     raw.detach()
     assert conn is not None
     conn.autocommit = False
+    return conn
+
+
+def raw_sqlite(store: ms.Store) -> Any:
+    """A sqlite3 connection to the store's file in autocommit mode (transactions are explicit)."""
+    import sqlite3
+
+    conn = sqlite3.connect(store.engine.url.database or "", isolation_level=None, timeout=30)
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+def postgres_anchor(store: ms.Store, single_n: int) -> float:
+    enqueue(store, "anchor", single_n)
+    conn = raw_psycopg(store)
 
     def loop() -> None:
         for _ in range(single_n):
@@ -212,14 +233,8 @@ def postgres_batch_loop(store: ms.Store, n: int) -> float:
     durable commit and one row write a job, where the API's reserve and ack write each job twice
     (reserved with a lease, then done) because its handlers run outside the transaction.
     """
-    with contextlib.closing(open_queue(store)) as queue:
-        for start in range(0, n, 1000):
-            queue.enqueue_many(NewJob("anchor.batch", payload(i)) for i in range(start, min(n, start + 1000)))
-    raw = store.engine.raw_connection()
-    conn = raw.driver_connection
-    raw.detach()
-    assert conn is not None
-    conn.autocommit = False
+    enqueue(store, "anchor.batch", n)
+    conn = raw_psycopg(store)
 
     def loop() -> None:
         done = 0
@@ -243,12 +258,8 @@ def postgres_batch_loop(store: ms.Store, n: int) -> float:
 
 
 def sqlite_anchor(store: ms.Store, single_n: int) -> float:
-    import sqlite3
-
-    with contextlib.closing(open_queue(store)) as queue:
-        queue.enqueue_many(NewJob("anchor", payload(i)) for i in range(single_n))
-    conn = sqlite3.connect(store.engine.url.database or "", isolation_level=None, timeout=30)
-    conn.execute("PRAGMA synchronous = NORMAL")
+    enqueue(store, "anchor", single_n)
+    conn = raw_sqlite(store)
 
     def loop() -> None:
         for _ in range(single_n):
@@ -275,12 +286,9 @@ def sqlite_leased_loop(store: ms.Store, single_n: int) -> float:
     write lock must be held by something a dead worker gives back.
     """
     import datetime as dt
-    import sqlite3
 
-    with contextlib.closing(open_queue(store)) as queue:
-        queue.enqueue_many(NewJob("leased", payload(i)) for i in range(single_n))
-    conn = sqlite3.connect(store.engine.url.database or "", isolation_level=None, timeout=30)
-    conn.execute("PRAGMA synchronous = NORMAL")
+    enqueue(store, "leased", single_n)
+    conn = raw_sqlite(store)
 
     def loop() -> None:
         last = None
@@ -315,14 +323,11 @@ def sqlite_statements_loop(store: ms.Store, single_n: int) -> float:
     floor of the Worker on this backend.
     """
     import datetime as dt
-    import sqlite3
 
     from mosaic_storage.queue import sqlite as queue_sql
 
-    with contextlib.closing(open_queue(store)) as queue:
-        queue.enqueue_many(NewJob("statements", payload(i)) for i in range(single_n))
-    conn = sqlite3.connect(store.engine.url.database or "", isolation_level=None, timeout=30)
-    conn.execute("PRAGMA synchronous = NORMAL")
+    enqueue(store, "statements", single_n)
+    conn = raw_sqlite(store)
     pick, lease = queue_sql._pick(1), queue_sql._reserve_many(1)
 
     def stamp(when: dt.datetime) -> str:

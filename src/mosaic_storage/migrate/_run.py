@@ -157,12 +157,9 @@ def _head() -> str:
 
 @functools.cache
 def _known_revisions() -> frozenset[str]:
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
+    from .._migrations import _scripts
 
-    config = Config()
-    config.set_main_option("script_location", "mosaic_storage:_alembic")
-    return frozenset(script.revision for script in ScriptDirectory.from_config(config).walk_revisions())
+    return frozenset(script.revision for script in _scripts().walk_revisions())
 
 
 def _plan(
